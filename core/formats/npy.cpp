@@ -1,0 +1,247 @@
+// NumPy .npy, format versions 1.0, 2.0 and 3.0
+// (numpy/lib/format.py; NEP 1): "\x93NUMPY", major, minor, little-endian header length
+// (u16 in 1.0, u32 in 2.0/3.0), then a Python-literal dict {'descr', 'fortran_order', 'shape'}
+// padded with spaces and ended by '\n'; the array bytes follow immediately.
+
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "core/binary_reader.hpp"
+#include "core/checked_math.hpp"
+#include "core/formats/builtin.hpp"
+#include "core/json_text.hpp"
+#include "core/python_literal.hpp"
+
+namespace payloadfs::formats {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+constexpr std::array<unsigned char, 6> kMagic = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+// numpy itself refuses headers above 10000 bytes unless asked; we allow more, but bound it.
+constexpr uint64_t kMaxHeaderBytes = 1 << 20;
+constexpr int kMaxDescrDepth = 16;
+
+// Item size of a simple type string such as '<f4', '|S10', '<U3', '<M8[ns]'.
+std::optional<uint64_t> simple_itemsize(const std::string& descr, std::string& error) {
+  size_t i = 0;
+  if (i < descr.size() && std::strchr("<>|=", descr[i]) != nullptr) ++i;
+  if (i >= descr.size()) {
+    error = "empty dtype string '" + descr + "'";
+    return std::nullopt;
+  }
+  const char kind = descr[i++];
+  if (kind == 'O') {
+    error = "object arrays ('" + descr + "') are pickled and have no fixed layout";
+    return std::nullopt;
+  }
+  uint64_t count = 0;
+  bool digits = false;
+  while (i < descr.size() && std::isdigit(static_cast<unsigned char>(descr[i]))) {
+    const auto next = checked_mul(count, 10);
+    const auto sum = next ? checked_add(*next, static_cast<uint64_t>(descr[i] - '0')) : std::nullopt;
+    if (!sum) {
+      error = "dtype size out of range in '" + descr + "'";
+      return std::nullopt;
+    }
+    count = *sum;
+    digits = true;
+    ++i;
+  }
+  if (i < descr.size() && descr[i] == '[') {  // datetime unit, e.g. [ns]
+    const size_t close = descr.find(']', i);
+    if (close == std::string::npos || close + 1 != descr.size() || (kind != 'M' && kind != 'm')) {
+      error = "malformed dtype '" + descr + "'";
+      return std::nullopt;
+    }
+    i = close + 1;
+  }
+  if (i != descr.size() || std::strchr("biufcmMSUVa?", kind) == nullptr) {
+    error = "unsupported dtype '" + descr + "'";
+    return std::nullopt;
+  }
+  if (!digits) {
+    if (kind == '?' ) return 1;
+    error = "dtype '" + descr + "' has no size";
+    return std::nullopt;
+  }
+  if (kind == 'U') return checked_mul(count, 4);  // UCS-4 code units
+  return count;
+}
+
+std::optional<uint64_t> shape_elements(const ojson& shape, std::string& error) {
+  if (!shape.is_array()) {
+    error = "shape must be a tuple of integers";
+    return std::nullopt;
+  }
+  uint64_t elements = 1;
+  for (const auto& dim : shape) {
+    if (!dim.is_number_unsigned()) {
+      error = "shape must be a tuple of non-negative integers";
+      return std::nullopt;
+    }
+    const auto next = checked_mul(elements, dim.get<uint64_t>());
+    if (!next) {
+      error = "shape element count overflows 64 bits";
+      return std::nullopt;
+    }
+    elements = *next;
+  }
+  return elements;
+}
+
+// Item size of a descr: a type string, or a list of (name, descr[, shape]) fields.
+std::optional<uint64_t> descr_itemsize(const ojson& descr, int depth, std::string& error) {
+  if (depth > kMaxDescrDepth) {
+    error = "dtype nesting too deep";
+    return std::nullopt;
+  }
+  if (descr.is_string()) return simple_itemsize(descr.get<std::string>(), error);
+  if (!descr.is_array()) {
+    error = "descr must be a string or a list of fields";
+    return std::nullopt;
+  }
+  uint64_t total = 0;
+  for (const auto& field : descr) {
+    if (!field.is_array() || field.size() < 2 || field.size() > 3 ||
+        !(field[0].is_string() || (field[0].is_array() && field[0].size() == 2))) {
+      error = "each structured dtype field must be (name, dtype) or (name, dtype, shape)";
+      return std::nullopt;
+    }
+    auto size = descr_itemsize(field[1], depth + 1, error);
+    if (!size) return std::nullopt;
+    if (field.size() == 3) {
+      const auto count = shape_elements(field[2], error);
+      if (!count) return std::nullopt;
+      size = checked_mul(*size, *count);
+    }
+    const auto sum = size ? checked_add(total, *size) : std::nullopt;
+    if (!sum) {
+      error = "structured dtype size overflows 64 bits";
+      return std::nullopt;
+    }
+    total = *sum;
+  }
+  return total;
+}
+
+class Npy final : public Format {
+ public:
+  std::string_view name() const noexcept override { return "npy"; }
+  std::string_view description() const noexcept override {
+    return "NumPy array file (.npy format 1.0, 2.0, 3.0)";
+  }
+  std::string_view signature() const noexcept override { return "93 4e 55 4d 50 59 ('\\x93NUMPY') at 0"; }
+
+  bool detect(std::span<const std::byte> head, uint64_t) const override {
+    return head.size() >= kMagic.size() && std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
+  }
+
+  Layout parse(const ByteSource& source) const override {
+    Layout layout;
+    layout.magic = ByteRange{0, kMagic.size()};
+    BinaryReader reader(source, Endian::little);
+    reader.skip(kMagic.size());
+    const uint8_t major = reader.u8();
+    const uint8_t minor = reader.u8();
+    if (!reader.ok()) {
+      layout.add_error("truncated preamble: " + *reader.error());
+      return layout;
+    }
+    auto& h = layout.header;
+    h["version"] = std::to_string(major) + "." + std::to_string(minor);
+    uint64_t header_len = 0;
+    if (major == 1) {
+      header_len = reader.u16();
+    } else if (major == 2 || major == 3) {
+      header_len = reader.u32();
+    } else {
+      layout.add_error("unsupported .npy format version " + std::to_string(major) + "." +
+                       std::to_string(minor));
+      return layout;
+    }
+    if (!reader.ok()) {
+      layout.add_error("truncated preamble: " + *reader.error());
+      return layout;
+    }
+    h["header_len"] = header_len;
+    const uint64_t data_offset = reader.tell() + header_len;
+    if (header_len > kMaxHeaderBytes) {
+      layout.add_error("header length " + std::to_string(header_len) + " exceeds the limit of " +
+                       std::to_string(kMaxHeaderBytes) + " bytes");
+      return layout;
+    }
+    const std::string text = reader.text(header_len);
+    if (!reader.ok()) {
+      layout.add_error("header length " + std::to_string(header_len) + " runs past the end of the file");
+      return layout;
+    }
+    if (text.empty() || text.back() != '\n') {
+      layout.add_error("header does not end with a newline");  // numpy writes one; keep going
+    }
+    auto parsed = parse_python_literal(text);
+    if (auto* err = std::get_if<PythonLiteralError>(&parsed)) {
+      layout.add_error("header is not a Python literal: " + err->message);
+      return layout;
+    }
+    const ojson dict = std::get<ojson>(std::move(parsed));
+    if (!dict.is_object()) {
+      layout.add_error("header is not a dictionary");
+      return layout;
+    }
+    for (const char* key : {"descr", "fortran_order", "shape"}) {
+      if (!dict.contains(key)) layout.add_error(std::string("header lacks the key '") + key + "'");
+    }
+    for (const auto& [key, value] : dict.items()) {
+      if (key != "descr" && key != "fortran_order" && key != "shape")
+        layout.add_error("header has an unexpected key '" + utf8_or_escaped(key) + "'");
+    }
+    if (!layout.errors.empty()) return layout;
+
+    h["descr"] = sanitize(dict["descr"]);
+    h["fortran_order"] = dict["fortran_order"];
+    h["shape"] = dict["shape"];
+    h["data_offset"] = data_offset;
+    if (!dict["fortran_order"].is_boolean()) layout.add_error("fortran_order must be True or False");
+
+    std::string error;
+    const auto itemsize = descr_itemsize(dict["descr"], 0, error);
+    const auto elements = itemsize ? shape_elements(dict["shape"], error) : std::nullopt;
+    const auto length = elements ? checked_mul(*itemsize, *elements) : std::nullopt;
+    if (!length) {
+      layout.add_error(error.empty() ? "array size overflows 64 bits" : error);
+      return layout;
+    }
+    h["itemsize"] = *itemsize;
+    if (!range_within(data_offset, *length, source.size())) {
+      const uint64_t available = data_offset <= source.size() ? source.size() - data_offset : 0;
+      layout.add_error("array data needs " + std::to_string(*length) + " bytes at offset " +
+                       std::to_string(data_offset) + " but the file has " +
+                       std::to_string(available));
+      return layout;
+    }
+    ojson attributes = {{"dtype", h["descr"]}, {"shape", h["shape"]}, {"fortran_order", h["fortran_order"]}};
+    layout.slices.push_back(Slice{"data", {data_offset, *length}, std::move(attributes)});
+    return layout;
+  }
+
+ private:
+  // Strings in the descr come from the file; keep them valid UTF-8 for JSON output.
+  static ojson sanitize(const ojson& value) {
+    if (value.is_string()) return utf8_or_escaped(value.get<std::string>());
+    if (!value.is_array()) return value;
+    ojson out = ojson::array();
+    for (const auto& item : value) out.push_back(sanitize(item));
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Format> make_npy() { return std::make_unique<Npy>(); }
+
+}  // namespace payloadfs::formats

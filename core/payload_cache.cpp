@@ -1,0 +1,55 @@
+#include "core/payload_cache.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace payloadfs {
+
+PayloadCache::PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity)
+    : root_(root), registry_(registry), capacity_(capacity == 0 ? 1 : capacity) {}
+
+std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::string& rel) {
+  auto opened = root_.open_file(rel);
+  if (const int* err = std::get_if<int>(&opened)) return *err;
+  const UniqueFd fd = std::move(std::get<UniqueFd>(opened));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno;
+  if (!S_ISREG(st.st_mode)) return ENOENT;
+  const SourceIdentity identity = SourceIdentity::of(st);
+  {
+    const std::lock_guard lock(mutex_);
+    if (auto it = entries_.find(rel); it != entries_.end() && it->second.payload->identity() == identity) {
+      recency_.splice(recency_.begin(), recency_, it->second.recency);
+      ++counters_.hits;
+      return it->second.payload;
+    }
+  }
+  auto payload = Payload::build(rel, fd.get(), st, registry_);
+  const std::lock_guard lock(mutex_);
+  ++counters_.builds;
+  if (!payload->errors().empty()) ++counters_.builds_with_errors;
+  auto [it, inserted] = entries_.try_emplace(rel);
+  if (inserted) {
+    recency_.push_front(rel);
+    it->second.recency = recency_.begin();
+  } else {
+    recency_.splice(recency_.begin(), recency_, it->second.recency);
+  }
+  it->second.payload = payload;
+  while (entries_.size() > capacity_) {
+    entries_.erase(recency_.back());
+    recency_.pop_back();
+    ++counters_.evictions;
+  }
+  return payload;
+}
+
+PayloadCache::Counters PayloadCache::counters() const {
+  const std::lock_guard lock(mutex_);
+  Counters out = counters_;
+  out.cached = entries_.size();
+  return out;
+}
+
+}  // namespace payloadfs

@@ -1,0 +1,54 @@
+#pragma once
+// Payloads by source path, bounded (least recently used goes first). A lookup revalidates the
+// source's identity (dev, ino, size, mtime, ctime) and rebuilds the payload when it changed.
+// Evicting drops the cache's reference only: open files keep their payload alive.
+
+#include <atomic>
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+#include "core/payload.hpp"
+#include "core/registry.hpp"
+#include "core/source_root.hpp"
+
+namespace payloadfs {
+
+class PayloadCache {
+ public:
+  struct Counters {
+    uint64_t hits = 0;
+    uint64_t builds = 0;
+    uint64_t builds_with_errors = 0;
+    uint64_t evictions = 0;
+    size_t cached = 0;
+  };
+
+  PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity);
+
+  // The current payload of the regular file at `rel`, or an errno value.
+  [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> get(const std::string& rel);
+  [[nodiscard]] Counters counters() const;
+
+ private:
+  struct Entry {
+    std::shared_ptr<const Payload> payload;
+    std::list<std::string>::iterator recency;
+  };
+
+  const SourceRoot& root_;
+  const Registry& registry_;
+  const size_t capacity_;
+
+  // Guards everything below; never held while building a payload.
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::list<std::string> recency_;  // front = most recently used
+  Counters counters_;
+};
+
+}  // namespace payloadfs

@@ -1,0 +1,42 @@
+#include "core/registry.hpp"
+
+#include <stdexcept>
+
+#include "core/formats/builtin.hpp"
+
+namespace payloadfs {
+
+Registry Registry::with_builtins() {
+  Registry registry;
+  // Fixed signatures at offset 0.
+  registry.add(formats::make_npy());
+  // Structural detection (no signature) comes after every signature format.
+  registry.add(formats::make_safetensors());
+  registry.fallback_ = formats::make_unknown();
+  return registry;
+}
+
+void Registry::add(std::unique_ptr<Format> format) { formats_.push_back(std::move(format)); }
+
+const Format& Registry::detect(std::span<const std::byte> head, uint64_t size) const {
+  for (const auto& format : formats_)
+    if (format->detect(head, size)) return *format;
+  if (!fallback_) throw std::logic_error("registry has no fallback format");
+  return *fallback_;
+}
+
+std::vector<const Format*> Registry::formats() const {
+  std::vector<const Format*> out;
+  for (const auto& format : formats_) out.push_back(format.get());
+  if (fallback_) out.push_back(fallback_.get());
+  return out;
+}
+
+const Format* Registry::find(std::string_view name) const {
+  for (const auto& format : formats_)
+    if (format->name() == name) return format.get();
+  if (fallback_ && fallback_->name() == name) return fallback_.get();
+  return nullptr;
+}
+
+}  // namespace payloadfs

@@ -1,0 +1,91 @@
+#pragma once
+// Helpers shared by the unit tests: byte builders, fixture paths, parsing files from disk.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/byte_source.hpp"
+#include "core/format.hpp"
+#include "core/payload.hpp"
+#include "core/registry.hpp"
+#include "core/unique_fd.hpp"
+
+namespace payloadfs::testing {
+
+// A growable little/big-endian byte buffer for hand-built files.
+class Bytes {
+ public:
+  Bytes& raw(std::string_view s) {
+    for (char c : s) data_.push_back(static_cast<std::byte>(c));
+    return *this;
+  }
+  Bytes& u8(uint8_t v) { return le(v, 1); }
+  Bytes& le(uint64_t v, int width) {
+    for (int i = 0; i < width; ++i) data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    return *this;
+  }
+  Bytes& be(uint64_t v, int width) {
+    for (int i = width - 1; i >= 0; --i) data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    return *this;
+  }
+  Bytes& zeros(size_t n) {
+    data_.insert(data_.end(), n, std::byte{0});
+    return *this;
+  }
+  Bytes& append(const std::vector<std::byte>& other) {
+    data_.insert(data_.end(), other.begin(), other.end());
+    return *this;
+  }
+  const std::vector<std::byte>& data() const { return data_; }
+  std::vector<std::byte>& data() { return data_; }
+  size_t size() const { return data_.size(); }
+
+ private:
+  std::vector<std::byte> data_;
+};
+
+inline std::string fixtures_dir() {
+  const char* dir = std::getenv("PAYLOADFS_FIXTURES");
+  return dir != nullptr ? dir : "";
+}
+
+inline std::vector<std::byte> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> chars((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(chars.size());
+  if (!chars.empty()) std::memcpy(out.data(), chars.data(), chars.size());
+  return out;
+}
+
+inline Layout parse_bytes(const Format& format, const std::vector<std::byte>& bytes) {
+  MemorySource source(bytes);
+  return format.parse(source);
+}
+
+// Builds a Payload from a file on disk exactly as the filesystem does.
+inline std::shared_ptr<const Payload> payload_of(const std::string& path,
+                                                 const Registry& registry) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid()) << path;
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd.get(), &st), 0);
+  return Payload::build(path, fd.get(), st, registry);
+}
+
+// The bytes of a slice as the filesystem would serve them.
+inline std::vector<std::byte> slice_bytes(const std::vector<std::byte>& file, const Slice& slice) {
+  return {file.begin() + static_cast<std::ptrdiff_t>(slice.range.offset),
+          file.begin() + static_cast<std::ptrdiff_t>(slice.range.offset + slice.range.length)};
+}
+
+}  // namespace payloadfs::testing
