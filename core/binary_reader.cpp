@@ -53,8 +53,8 @@ bool BinaryReader::fetch(uint64_t offset, std::span<std::byte> out) {
     }
     return true;
   }
-  const bool cached = offset >= window_offset_ &&
-                      range_within(offset - window_offset_, out.size(), window_length_);
+  const bool cached =
+      offset >= window_offset_ && range_within(offset - window_offset_, out.size(), window_length_);
   if (!cached) {
     window_.resize(kWindowBytes);
     window_offset_ = offset;
@@ -82,12 +82,24 @@ uint64_t BinaryReader::read_uint(unsigned width) {
   return value;
 }
 
-uint8_t BinaryReader::u8() { return static_cast<uint8_t>(read_uint(1)); }
-uint16_t BinaryReader::u16() { return static_cast<uint16_t>(read_uint(2)); }
-uint32_t BinaryReader::u32() { return static_cast<uint32_t>(read_uint(4)); }
-uint64_t BinaryReader::u64() { return read_uint(8); }
-float BinaryReader::f32() { return std::bit_cast<float>(u32()); }
-double BinaryReader::f64() { return std::bit_cast<double>(u64()); }
+uint8_t BinaryReader::u8() {
+  return static_cast<uint8_t>(read_uint(1));
+}
+uint16_t BinaryReader::u16() {
+  return static_cast<uint16_t>(read_uint(2));
+}
+uint32_t BinaryReader::u32() {
+  return static_cast<uint32_t>(read_uint(4));
+}
+uint64_t BinaryReader::u64() {
+  return read_uint(8);
+}
+float BinaryReader::f32() {
+  return std::bit_cast<float>(u32());
+}
+double BinaryReader::f64() {
+  return std::bit_cast<double>(u64());
+}
 
 bool BinaryReader::read_into(std::span<std::byte> out) {
   if (!ok()) return false;

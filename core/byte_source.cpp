@@ -19,8 +19,8 @@ bool FdSource::read_exact(uint64_t offset, std::span<std::byte> out) const noexc
   if (!range_within(offset, out.size(), size_)) return false;
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;  // error, or the file shrank since it was measured
     done += static_cast<size_t>(n);

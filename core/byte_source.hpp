@@ -14,7 +14,8 @@ class ByteSource {
   virtual ~ByteSource() = default;
   [[nodiscard]] virtual uint64_t size() const noexcept = 0;
   // Fills `out` from `offset`; false when any byte is unavailable (past the end, I/O error).
-  [[nodiscard]] virtual bool read_exact(uint64_t offset, std::span<std::byte> out) const noexcept = 0;
+  [[nodiscard]] virtual bool read_exact(uint64_t offset,
+                                        std::span<std::byte> out) const noexcept = 0;
 };
 
 // Bytes already in memory (unit tests, fuzzing).

@@ -19,7 +19,8 @@ namespace payloadfs {
 }
 
 // True when [offset, offset + length) lies inside a buffer of `size` bytes.
-[[nodiscard]] constexpr bool range_within(uint64_t offset, uint64_t length, uint64_t size) noexcept {
+[[nodiscard]] constexpr bool range_within(uint64_t offset, uint64_t length,
+                                          uint64_t size) noexcept {
   return offset <= size && length <= size - offset;
 }
 

@@ -68,7 +68,6 @@ class Payload {
   SliceTree tree_;  // built from slices_, so declared after it
   std::string header_json_;
   std::string slices_json_;
-
 };
 
 }  // namespace payloadfs

@@ -19,7 +19,8 @@ std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::s
   const SourceIdentity identity = SourceIdentity::of(st);
   {
     const std::lock_guard lock(mutex_);
-    if (auto it = entries_.find(rel); it != entries_.end() && it->second.payload->identity() == identity) {
+    if (auto it = entries_.find(rel);
+        it != entries_.end() && it->second.payload->identity() == identity) {
       recency_.splice(recency_.begin(), recency_, it->second.recency);
       ++counters_.hits;
       return it->second.payload;

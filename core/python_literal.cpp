@@ -41,7 +41,8 @@ class LiteralParser {
   bool consume_word(std::string_view word) {
     if (text_.substr(pos_, word.size()) != word) return false;
     const size_t end = pos_ + word.size();
-    if (end < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[end])) || text_[end] == '_'))
+    if (end < text_.size() &&
+        (std::isalnum(static_cast<unsigned char>(text_[end])) || text_[end] == '_'))
       return false;
     pos_ = end;
     return true;
@@ -127,22 +128,38 @@ class LiteralParser {
       if (pos_ >= text_.size()) break;
       const char e = text_[pos_++];
       switch (e) {
-        case 'n': out.push_back('\n'); break;
-        case 't': out.push_back('\t'); break;
-        case 'r': out.push_back('\r'); break;
-        case '0': out.push_back('\0'); break;
-        case '\\': case '\'': case '"': out.push_back(e); break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case '0':
+          out.push_back('\0');
+          break;
+        case '\\':
+        case '\'':
+        case '"':
+          out.push_back(e);
+          break;
         case 'x': {
           if (text_.size() - pos_ < 2 || !std::isxdigit(static_cast<unsigned char>(text_[pos_])) ||
               !std::isxdigit(static_cast<unsigned char>(text_[pos_ + 1]))) {
             fail("bad \\x escape in string");
             return out;
           }
-          out.push_back(static_cast<char>(std::stoi(std::string(text_.substr(pos_, 2)), nullptr, 16)));
+          out.push_back(
+              static_cast<char>(std::stoi(std::string(text_.substr(pos_, 2)), nullptr, 16)));
           pos_ += 2;
           break;
         }
-        default: out.push_back('\\'); out.push_back(e); break;
+        default:
+          out.push_back('\\');
+          out.push_back(e);
+          break;
       }
     }
     fail("unterminated string");

@@ -16,7 +16,9 @@ Registry Registry::with_builtins() {
   return registry;
 }
 
-void Registry::add(std::unique_ptr<Format> format) { formats_.push_back(std::move(format)); }
+void Registry::add(std::unique_ptr<Format> format) {
+  formats_.push_back(std::move(format));
+}
 
 const Format& Registry::detect(std::span<const std::byte> head, uint64_t size) const {
   for (const auto& format : formats_)

@@ -12,8 +12,10 @@ std::string SliceTree::safe_component(std::string_view raw) {
   std::string out;
   out.reserve(raw.size());
   for (const char c : raw) {
-    if (c == '\0') out += "%00";
-    else out.push_back(c);
+    if (c == '\0')
+      out += "%00";
+    else
+      out.push_back(c);
   }
   const size_t limit = kMaxNameBytes - kSuffixRoom;
   if (out.size() > limit) {

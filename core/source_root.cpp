@@ -38,8 +38,10 @@ int walk_open(int root, std::string_view rel, int flags) {
   size_t start = 0;
   while (true) {
     const size_t slash = rel.find('/', start);
-    const std::string part(rel.substr(start, slash == std::string_view::npos ? rel.npos : slash - start));
-    if (slash == std::string_view::npos) return ::openat(dir.get(), part.c_str(), flags | O_NOFOLLOW);
+    const std::string part(
+        rel.substr(start, slash == std::string_view::npos ? rel.npos : slash - start));
+    if (slash == std::string_view::npos)
+      return ::openat(dir.get(), part.c_str(), flags | O_NOFOLLOW);
     UniqueFd next(::openat(dir.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!next.valid()) return -1;
     dir = std::move(next);

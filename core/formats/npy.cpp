@@ -43,7 +43,8 @@ std::optional<uint64_t> simple_itemsize(const std::string& descr, std::string& e
   bool digits = false;
   while (i < descr.size() && std::isdigit(static_cast<unsigned char>(descr[i]))) {
     const auto next = checked_mul(count, 10);
-    const auto sum = next ? checked_add(*next, static_cast<uint64_t>(descr[i] - '0')) : std::nullopt;
+    const auto sum =
+        next ? checked_add(*next, static_cast<uint64_t>(descr[i] - '0')) : std::nullopt;
     if (!sum) {
       error = "dtype size out of range in '" + descr + "'";
       return std::nullopt;
@@ -65,7 +66,7 @@ std::optional<uint64_t> simple_itemsize(const std::string& descr, std::string& e
     return std::nullopt;
   }
   if (!digits) {
-    if (kind == '?' ) return 1;
+    if (kind == '?') return 1;
     error = "dtype '" + descr + "' has no size";
     return std::nullopt;
   }
@@ -135,10 +136,13 @@ class Npy final : public Format {
   std::string_view description() const noexcept override {
     return "NumPy array file (.npy format 1.0, 2.0, 3.0)";
   }
-  std::string_view signature() const noexcept override { return "93 4e 55 4d 50 59 ('\\x93NUMPY') at 0"; }
+  std::string_view signature() const noexcept override {
+    return "93 4e 55 4d 50 59 ('\\x93NUMPY') at 0";
+  }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    return head.size() >= kMagic.size() && std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
+    return head.size() >= kMagic.size() &&
+           std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
   }
 
   Layout parse(const ByteSource& source) const override {
@@ -177,7 +181,8 @@ class Npy final : public Format {
     }
     const std::string text = reader.text(header_len);
     if (!reader.ok()) {
-      layout.add_error("header length " + std::to_string(header_len) + " runs past the end of the file");
+      layout.add_error("header length " + std::to_string(header_len) +
+                       " runs past the end of the file");
       return layout;
     }
     if (text.empty() || text.back() != '\n') {
@@ -206,7 +211,8 @@ class Npy final : public Format {
     h["fortran_order"] = dict["fortran_order"];
     h["shape"] = dict["shape"];
     h["data_offset"] = data_offset;
-    if (!dict["fortran_order"].is_boolean()) layout.add_error("fortran_order must be True or False");
+    if (!dict["fortran_order"].is_boolean())
+      layout.add_error("fortran_order must be True or False");
 
     std::string error;
     const auto itemsize = descr_itemsize(dict["descr"], 0, error);
@@ -224,7 +230,8 @@ class Npy final : public Format {
                        std::to_string(available));
       return layout;
     }
-    ojson attributes = {{"dtype", h["descr"]}, {"shape", h["shape"]}, {"fortran_order", h["fortran_order"]}};
+    ojson attributes = {
+        {"dtype", h["descr"]}, {"shape", h["shape"]}, {"fortran_order", h["fortran_order"]}};
     layout.slices.push_back(Slice{"data", {data_offset, *length}, std::move(attributes)});
     return layout;
   }
@@ -242,6 +249,8 @@ class Npy final : public Format {
 
 }  // namespace
 
-std::unique_ptr<Format> make_npy() { return std::make_unique<Npy>(); }
+std::unique_ptr<Format> make_npy() {
+  return std::make_unique<Npy>();
+}
 
 }  // namespace payloadfs::formats

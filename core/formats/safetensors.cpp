@@ -28,10 +28,10 @@ struct DtypeBits {
 };
 // Every dtype of the current specification (safetensors Dtype::bitsize).
 constexpr DtypeBits kDtypes[] = {
-    {"BOOL", 8},     {"F4", 4},       {"F6_E2M3", 6}, {"F6_E3M2", 6}, {"U8", 8},
-    {"I8", 8},       {"F8_E5M2", 8},  {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"I16", 16},
-    {"U16", 16},     {"F16", 16},     {"BF16", 16},   {"I32", 32},    {"U32", 32},
-    {"F32", 32},     {"C64", 64},     {"F64", 64},    {"I64", 64},    {"U64", 64},
+    {"BOOL", 8}, {"F4", 4},      {"F6_E2M3", 6}, {"F6_E3M2", 6}, {"U8", 8},
+    {"I8", 8},   {"F8_E5M2", 8}, {"F8_E4M3", 8}, {"F8_E8M0", 8}, {"I16", 16},
+    {"U16", 16}, {"F16", 16},    {"BF16", 16},   {"I32", 32},    {"U32", 32},
+    {"F32", 32}, {"C64", 64},    {"F64", 64},    {"I64", 64},    {"U64", 64},
 };
 
 std::optional<unsigned> dtype_bits(std::string_view name) {
@@ -47,8 +47,10 @@ int json_depth(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
     } else if (c == '"') {
       in_string = true;
     } else if (c == '{' || c == '[') {
@@ -80,7 +82,8 @@ class Safetensors final : public Format {
   bool detect(std::span<const std::byte> head, uint64_t size) const override {
     if (head.size() < 10 || size < 10) return false;
     uint64_t n = 0;
-    for (int i = 7; i >= 0; --i) n = (n << 8) | std::to_integer<uint64_t>(head[static_cast<size_t>(i)]);
+    for (int i = 7; i >= 0; --i)
+      n = (n << 8) | std::to_integer<uint64_t>(head[static_cast<size_t>(i)]);
     return n >= 2 && n <= size - 8 && head[8] == std::byte{'{'};
   }
 
@@ -100,8 +103,9 @@ class Safetensors final : public Format {
       return layout;
     }
     if (!range_within(8, n, source.size())) {
-      layout.add_error("header length " + std::to_string(n) + " runs past the end of the file (size " +
-                       std::to_string(source.size()) + ")");
+      layout.add_error("header length " + std::to_string(n) +
+                       " runs past the end of the file (size " + std::to_string(source.size()) +
+                       ")");
       return layout;
     }
     const std::string text = reader.text(n, kMaxHeaderBytes);
@@ -114,7 +118,8 @@ class Safetensors final : public Format {
       return layout;
     }
     if (json_depth(text) > kMaxJsonDepth) {
-      layout.add_error("header JSON nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      layout.add_error("header JSON nests deeper than " + std::to_string(kMaxJsonDepth) +
+                       " levels");
       return layout;
     }
     Json doc;
@@ -205,7 +210,8 @@ class Safetensors final : public Format {
     }
     const auto total_bits = elements ? checked_mul(*elements, *bits) : std::nullopt;
     if (!total_bits) {
-      layout.add_error(where + "shape must be a list of non-negative integers whose product fits 64 bits");
+      layout.add_error(where +
+                       "shape must be a list of non-negative integers whose product fits 64 bits");
     } else if (*total_bits % 8 != 0) {
       layout.add_error(where + "shape " + shape.dump() + " of " + dtype.get<std::string>() +
                        " does not fill whole bytes");
@@ -247,6 +253,8 @@ class Safetensors final : public Format {
 
 }  // namespace
 
-std::unique_ptr<Format> make_safetensors() { return std::make_unique<Safetensors>(); }
+std::unique_ptr<Format> make_safetensors() {
+  return std::make_unique<Safetensors>();
+}
 
 }  // namespace payloadfs::formats

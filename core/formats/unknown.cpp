@@ -18,6 +18,8 @@ class Unknown final : public Format {
 
 }  // namespace
 
-std::unique_ptr<Format> make_unknown() { return std::make_unique<Unknown>(); }
+std::unique_ptr<Format> make_unknown() {
+  return std::make_unique<Unknown>();
+}
 
 }  // namespace payloadfs::formats

@@ -35,7 +35,8 @@ class Bytes {
     return *this;
   }
   Bytes& be(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i) data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
+    for (int i = width - 1; i >= 0; --i)
+      data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
     return *this;
   }
   Bytes& zeros(size_t n) {

@@ -1,0 +1,593 @@
+#include "fs/filesystem.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "core/checked_math.hpp"
+#include "core/range_name.hpp"
+#include "payloadfs/version.hpp"
+
+namespace payloadfs {
+namespace {
+
+constexpr std::string_view kControlDir = ".payloadfs";
+constexpr std::string_view kControlFiles[] = {"version", "formats.json", "stats.json"};
+constexpr std::string_view kPayloadEntries[] = {"header.json", "slices.json", "magic", "raw"};
+
+struct stat must_stat_root(const SourceRoot& root) {
+  struct stat st {};
+  if (::fstat(root.fd(), &st) != 0) st.st_mode = S_IFDIR | 0555;
+  return st;
+}
+
+struct timespec wall_now() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return ts;
+}
+
+// Read permission is what a source grants; directories get x wherever they get r.
+mode_t file_mode(mode_t source) {
+  return S_IFREG | (source & 0444);
+}
+mode_t dir_mode(mode_t source) {
+  const mode_t r = source & 0444;
+  return S_IFDIR | r | (r >> 2);
+}
+
+// An open file: the payload version it opened (kept alive by the handle) and what it serves.
+struct OpenFile {
+  std::shared_ptr<const Payload> payload;
+  ByteRange range;         // byte nodes: the range of the source file served
+  std::string_view text;   // generated files: a view into payload or owned_text
+  std::string owned_text;  // control files: a snapshot taken at open
+  bool is_text = false;
+};
+
+struct DirEntry {
+  std::string name;
+  NodeKey key;
+};
+
+struct OpenDir {
+  std::shared_ptr<const Payload> payload;
+  std::vector<DirEntry> entries;  // "." and ".." first
+};
+
+// fuse_file_info::fh carries ownership of heap handles across the C API: released to it in
+// open/opendir, taken back in release/releasedir.
+template <typename T>
+uint64_t to_handle(std::unique_ptr<T> object) {
+  return reinterpret_cast<uintptr_t>(object.release());
+}
+template <typename T>
+T& from_handle(const fuse_file_info* fi) {
+  return *reinterpret_cast<T*>(static_cast<uintptr_t>(fi->fh));
+}
+template <typename T>
+std::unique_ptr<T> take_handle(const fuse_file_info* fi) {
+  return std::unique_ptr<T>(reinterpret_cast<T*>(static_cast<uintptr_t>(fi->fh)));
+}
+
+}  // namespace
+
+Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
+    : root_(std::move(root)),
+      registry_(std::move(registry)),
+      options_(options),
+      cache_(root_, registry_, options.cache_entries),
+      inodes_(NodeKey{NodeKind::source_dir, must_stat_root(root_).st_dev,
+                      must_stat_root(root_).st_ino, "", "", 0, 0}),
+      root_stat_(must_stat_root(root_)),
+      started_(std::chrono::steady_clock::now()),
+      started_wall_(wall_now()) {}
+
+void Filesystem::init(fuse_conn_info* conn) {
+  // Replies come from memory; splicing would only add syscalls (see docs/layout.md).
+  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  conn->time_gran = 1;
+}
+
+void Filesystem::reply_error(fuse_req_t req, int error) {
+  if (error != ENOENT) stats_.errors.fetch_add(1, std::memory_order_relaxed);
+  fuse_reply_err(req, error);
+}
+
+std::variant<std::shared_ptr<const Payload>, int> Filesystem::payload_for(const NodeKey& key) {
+  auto got = cache_.get(key.path);
+  if (const int* err = std::get_if<int>(&got)) return *err == ENOENT ? ESTALE : *err;
+  auto payload = std::get<std::shared_ptr<const Payload>>(std::move(got));
+  const auto id = payload->identity();
+  if (id.dev != key.dev || id.ino != key.ino) return ESTALE;  // another file now has that name
+  return payload;
+}
+
+std::variant<Filesystem::Resolved, int> Filesystem::resolve(fuse_ino_t ino) {
+  auto key = inodes_.find(ino);
+  if (!key) return ESTALE;
+  Resolved out{std::move(*key), nullptr};
+  if (needs_payload(out.key.kind)) {
+    auto payload = payload_for(out.key);
+    if (const int* err = std::get_if<int>(&payload)) return *err;
+    out.payload = std::get<std::shared_ptr<const Payload>>(std::move(payload));
+    if (out.key.kind == NodeKind::raw_dir || out.key.kind == NodeKind::raw_file) {
+      const auto node = out.payload->tree().find(out.key.sub);
+      const bool want_dir = out.key.kind == NodeKind::raw_dir;
+      if (!node || out.payload->tree().node(*node).is_dir != want_dir) return ESTALE;
+    }
+    if (out.key.kind == NodeKind::range_file &&
+        !range_within(out.key.offset, out.key.length, out.payload->size()))
+      return ESTALE;
+  }
+  return out;
+}
+
+std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string_view name) {
+  const NodeKey& p = parent.key;
+  NodeKey key{NodeKind::source_dir, p.dev, p.ino, p.path, "", 0, 0};
+  switch (p.kind) {
+    case NodeKind::source_dir: {
+      if (p.path.empty() && name == kControlDir) {
+        return NodeKey{NodeKind::control_dir, 0, 0, "", "", 0, 0};
+      }
+      const std::string path = SourceRoot::join(p.path, name);
+      auto st = root_.stat(path);
+      if (const int* err = std::get_if<int>(&st)) return *err == ENOTDIR ? ENOENT : *err;
+      const auto& s = std::get<struct stat>(st);
+      if (S_ISDIR(s.st_mode))
+        return NodeKey{NodeKind::source_dir, s.st_dev, s.st_ino, path, "", 0, 0};
+      if (S_ISREG(s.st_mode))
+        return NodeKey{NodeKind::payload_dir, s.st_dev, s.st_ino, path, "", 0, 0};
+      return ENOENT;  // symlinks, devices, FIFOs, sockets are not shown
+    }
+    case NodeKind::payload_dir:
+      if (name == "header.json")
+        key.kind = NodeKind::header_json;
+      else if (name == "slices.json")
+        key.kind = NodeKind::slices_json;
+      else if (name == "magic")
+        key.kind = NodeKind::magic;
+      else if (name == "raw")
+        key.kind = NodeKind::raw_dir;
+      else if (name == "range")
+        key.kind = NodeKind::range_dir;
+      else
+        return ENOENT;
+      return key;
+    case NodeKind::raw_dir: {
+      const SliceTree& tree = parent.payload->tree();
+      const auto dir = tree.find(p.sub);
+      const auto id = dir ? tree.child(*dir, name) : std::nullopt;
+      if (!id) return ENOENT;
+      const auto& node = tree.node(*id);
+      key.kind = node.is_dir ? NodeKind::raw_dir : NodeKind::raw_file;
+      key.sub = node.path;
+      return key;
+    }
+    case NodeKind::range_dir: {
+      auto payload = payload_for(p);
+      if (const int* err = std::get_if<int>(&payload)) return *err;
+      const auto range =
+          parse_range_name(name, std::get<std::shared_ptr<const Payload>>(payload)->size());
+      if (!range) return ENOENT;
+      key.kind = NodeKind::range_file;
+      key.offset = range->offset;
+      key.length = range->length;
+      return key;
+    }
+    case NodeKind::control_dir:
+      for (const auto file : kControlFiles) {
+        if (name == file) return NodeKey{NodeKind::control_file, 0, 0, "", std::string(file), 0, 0};
+      }
+      return ENOENT;
+    default:
+      return ENOTDIR;
+  }
+}
+
+std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const Payload* payload) {
+  struct stat st {};
+  st.st_blksize = 4096;
+  if (key.kind == NodeKind::control_dir || key.kind == NodeKind::control_file) {
+    st.st_uid = ::getuid();
+    st.st_gid = ::getgid();
+    st.st_mtim = st.st_ctim = st.st_atim = started_wall_;
+    if (key.kind == NodeKind::control_dir) {
+      st.st_mode = S_IFDIR | 0555;
+      st.st_nlink = 2;
+    } else {
+      st.st_mode = S_IFREG | 0444;
+      st.st_nlink = 1;
+      st.st_size = static_cast<off_t>(control_file(key.sub).size());
+    }
+  } else if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
+             key.kind == NodeKind::range_dir) {
+    auto source =
+        key.path.empty() ? std::variant<struct stat, int>(root_stat_) : root_.stat(key.path);
+    if (const int* err = std::get_if<int>(&source)) return *err == ENOENT ? ESTALE : *err;
+    const auto& s = std::get<struct stat>(source);
+    if (s.st_dev != key.dev || s.st_ino != key.ino) return ESTALE;
+    const bool is_source_dir = key.kind == NodeKind::source_dir;
+    if (is_source_dir != S_ISDIR(s.st_mode)) return ESTALE;
+    st.st_mode = is_source_dir ? (S_IFDIR | (s.st_mode & 0555)) : dir_mode(s.st_mode);
+    st.st_nlink = 2;
+    st.st_uid = s.st_uid;
+    st.st_gid = s.st_gid;
+    st.st_mtim = st.st_atim = s.st_mtim;
+    st.st_ctim = s.st_ctim;
+  } else {
+    const struct stat& s = payload->source_stat();
+    st.st_uid = s.st_uid;
+    st.st_gid = s.st_gid;
+    st.st_mtim = st.st_atim = s.st_mtim;
+    st.st_ctim = s.st_ctim;
+    st.st_mode = file_mode(s.st_mode);
+    st.st_nlink = 1;
+    uint64_t size = 0;
+    switch (key.kind) {
+      case NodeKind::header_json:
+        size = payload->header_json().size();
+        break;
+      case NodeKind::slices_json:
+        size = payload->slices_json().size();
+        break;
+      case NodeKind::magic:
+        size = payload->magic().length;
+        break;
+      case NodeKind::range_file:
+        size = key.length;
+        break;
+      case NodeKind::raw_file: {
+        const SliceTree& tree = payload->tree();
+        size = payload->slices()[tree.node(*tree.find(key.sub)).slice].range.length;
+        break;
+      }
+      case NodeKind::raw_dir:
+        st.st_mode = dir_mode(s.st_mode);
+        st.st_nlink = 2;
+        break;
+      default:
+        break;
+    }
+    st.st_size = static_cast<off_t>(size);
+  }
+  st.st_ino = InodeTable::preferred(key);
+  st.st_blocks = (st.st_size + 511) / 512;
+  return st;
+}
+
+double Filesystem::attr_timeout(const NodeKey& key) const {
+  // stats.json changes size between calls: never let the kernel cache its attributes.
+  if (key.kind == NodeKind::control_file && key.sub == "stats.json") return 0.0;
+  return options_.attr_timeout;
+}
+
+void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  stats_.lookups.fetch_add(1, std::memory_order_relaxed);
+  auto resolved = resolve(parent);
+  if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
+  auto key = child(std::get<Resolved>(resolved), name);
+  if (const int* err = std::get_if<int>(&key)) {
+    if (*err == ENOENT) {
+      // A negative entry the kernel may cache for negative_timeout.
+      fuse_entry_param negative{};
+      negative.entry_timeout = options_.negative_timeout;
+      fuse_reply_entry(req, &negative);
+      return;
+    }
+    return reply_error(req, *err);
+  }
+  const NodeKey& k = std::get<NodeKey>(key);
+  std::shared_ptr<const Payload> payload;
+  if (needs_payload(k.kind)) {
+    auto got = payload_for(k);
+    if (const int* err = std::get_if<int>(&got)) return reply_error(req, *err);
+    payload = std::get<std::shared_ptr<const Payload>>(std::move(got));
+  }
+  auto attr = attributes(k, payload.get());
+  if (const int* err = std::get_if<int>(&attr)) return reply_error(req, *err);
+  fuse_entry_param entry{};
+  entry.attr = std::get<struct stat>(attr);
+  entry.ino = inodes_.acquire(k);
+  entry.attr.st_ino = entry.ino;
+  entry.generation = 0;
+  entry.attr_timeout = attr_timeout(k);
+  entry.entry_timeout = options_.entry_timeout;
+  fuse_reply_entry(req, &entry);
+}
+
+void Filesystem::forget(fuse_ino_t ino, uint64_t count) {
+  inodes_.forget(ino, count);
+}
+
+void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
+  stats_.getattrs.fetch_add(1, std::memory_order_relaxed);
+  auto resolved = resolve(ino);
+  if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
+  const auto& r = std::get<Resolved>(resolved);
+  auto attr = attributes(r.key, r.payload.get());
+  if (const int* err = std::get_if<int>(&attr)) return reply_error(req, *err);
+  auto st = std::get<struct stat>(attr);
+  st.st_ino = ino;
+  fuse_reply_attr(req, &st, attr_timeout(r.key));
+}
+
+void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto resolved = resolve(ino);
+  if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
+  auto& r = std::get<Resolved>(resolved);
+  if (!is_directory(r.key.kind)) return reply_error(req, ENOTDIR);
+  auto dir = std::make_unique<OpenDir>();
+  dir->entries.push_back(DirEntry{".", r.key});
+  dir->entries.push_back(DirEntry{"..", r.key});
+  const NodeKey& k = r.key;
+  switch (k.kind) {
+    case NodeKind::source_dir: {
+      auto listed = root_.list(k.path);
+      if (const int* err = std::get_if<int>(&listed)) return reply_error(req, *err);
+      for (auto& e : std::get<std::vector<SourceRoot::Entry>>(listed)) {
+        if (k.path.empty() && e.name == kControlDir) {
+          fuse_log(FUSE_LOG_WARNING,
+                   "payloadfs: source entry '%s' is hidden by the control directory\n",
+                   e.name.c_str());
+          continue;
+        }
+        NodeKind kind;
+        if (e.type == DT_DIR)
+          kind = NodeKind::source_dir;
+        else if (e.type == DT_REG)
+          kind = NodeKind::payload_dir;
+        else if (e.type != DT_UNKNOWN)
+          continue;
+        else {
+          auto st = root_.stat(SourceRoot::join(k.path, e.name));
+          if (std::holds_alternative<int>(st)) continue;
+          const auto mode = std::get<struct stat>(st).st_mode;
+          if (S_ISDIR(mode))
+            kind = NodeKind::source_dir;
+          else if (S_ISREG(mode))
+            kind = NodeKind::payload_dir;
+          else
+            continue;
+        }
+        std::string path = SourceRoot::join(k.path, e.name);
+        dir->entries.push_back(
+            DirEntry{std::move(e.name), NodeKey{kind, k.dev, e.ino, std::move(path), "", 0, 0}});
+      }
+      break;
+    }
+    case NodeKind::payload_dir:
+      for (const auto name : kPayloadEntries) {
+        auto key = child(r, name);
+        if (auto* nk = std::get_if<NodeKey>(&key))
+          dir->entries.push_back(DirEntry{std::string(name), *nk});
+      }
+      break;
+    case NodeKind::raw_dir: {
+      dir->payload = r.payload;
+      const SliceTree& tree = r.payload->tree();
+      for (const uint32_t id : tree.node(*tree.find(k.sub)).children) {
+        const auto& node = tree.node(id);
+        NodeKey key = k;
+        key.kind = node.is_dir ? NodeKind::raw_dir : NodeKind::raw_file;
+        key.sub = node.path;
+        dir->entries.push_back(DirEntry{node.name, std::move(key)});
+      }
+      break;
+    }
+    case NodeKind::control_dir:
+      for (const auto name : kControlFiles)
+        dir->entries.push_back(DirEntry{
+            std::string(name), NodeKey{NodeKind::control_file, 0, 0, "", std::string(name), 0, 0}});
+      break;
+    default:
+      break;  // range/ is not listed
+  }
+  fi->cache_readdir = k.kind != NodeKind::source_dir;  // source dirs change; virtual ones don't
+  fi->keep_cache = fi->cache_readdir;
+  fi->fh = to_handle(std::move(dir));
+  if (fuse_reply_open(req, fi) != 0) take_handle<OpenDir>(fi);  // interrupted: free it
+}
+
+void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+                         fuse_file_info* fi, bool plus) {
+  stats_.readdirs.fetch_add(1, std::memory_order_relaxed);
+  const OpenDir& dir = from_handle<OpenDir>(fi);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  std::shared_ptr<const Payload> payload = dir.payload;
+  for (auto i = static_cast<size_t>(std::max<off_t>(offset, 0)); i < dir.entries.size(); ++i) {
+    const DirEntry& e = dir.entries[i];
+    const bool dot = i < 2;
+    const auto next = static_cast<off_t>(i + 1);
+    size_t added = 0;
+    if (!plus) {
+      struct stat st {};
+      st.st_ino = dot ? (i == 0 ? ino : FUSE_ROOT_ID) : InodeTable::preferred(e.key);
+      st.st_mode = is_directory(e.key.kind) ? S_IFDIR : S_IFREG;
+      added = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st, next);
+    } else {
+      fuse_entry_param entry{};
+      if (dot) {
+        entry.attr.st_ino = i == 0 ? ino : FUSE_ROOT_ID;
+        entry.attr.st_mode = S_IFDIR;
+      } else {
+        NodeKey key = e.key;
+        if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir) {
+          // getdents' d_ino is not the identity lookup sees (mount points): ask lookup's way.
+          auto looked_up = child(Resolved{dir.entries[0].key, nullptr}, e.name);
+          if (auto* k = std::get_if<NodeKey>(&looked_up)) key = std::move(*k);
+        }
+        if (needs_payload(key.kind) && !payload) {
+          auto got = payload_for(key);
+          if (auto* p = std::get_if<std::shared_ptr<const Payload>>(&got)) payload = *p;
+        }
+        auto attr = attributes(key, needs_payload(key.kind) ? payload.get() : nullptr);
+        if (needs_payload(key.kind) && !payload) attr = ESTALE;
+        if (const auto* st = std::get_if<struct stat>(&attr)) {
+          entry.attr = *st;
+          entry.ino = inodes_.acquire(key);
+          entry.attr.st_ino = entry.ino;
+          entry.attr_timeout = attr_timeout(key);
+          entry.entry_timeout = options_.entry_timeout;
+        } else {
+          continue;  // vanished since opendir
+        }
+      }
+      added =
+          fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name.c_str(), &entry, next);
+      if (added > size - used && !dot) inodes_.forget(entry.ino, 1);  // did not fit: not sent
+    }
+    if (added > size - used) break;
+    used += added;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void Filesystem::releasedir(fuse_req_t req, fuse_file_info* fi) {
+  take_handle<OpenDir>(fi);
+  fuse_reply_err(req, 0);
+}
+
+void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  stats_.opens.fetch_add(1, std::memory_order_relaxed);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0)
+    return reply_error(req, EROFS);
+  auto resolved = resolve(ino);
+  if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
+  auto& r = std::get<Resolved>(resolved);
+  auto file = std::make_unique<OpenFile>();
+  file->payload = r.payload;
+  switch (r.key.kind) {
+    case NodeKind::header_json:
+      file->is_text = true;
+      file->text = r.payload->header_json();
+      break;
+    case NodeKind::slices_json:
+      file->is_text = true;
+      file->text = r.payload->slices_json();
+      break;
+    case NodeKind::magic:
+      file->range = r.payload->magic();
+      break;
+    case NodeKind::range_file:
+      file->range = {r.key.offset, r.key.length};
+      break;
+    case NodeKind::raw_file: {
+      const SliceTree& tree = r.payload->tree();
+      file->range = r.payload->slices()[tree.node(*tree.find(r.key.sub)).slice].range;
+      break;
+    }
+    case NodeKind::control_file:
+      file->is_text = true;
+      file->owned_text = control_file(r.key.sub);
+      file->text = file->owned_text;
+      fi->direct_io = 1;  // a snapshot whose size may differ from the last getattr
+      break;
+    default:
+      return reply_error(req, EISDIR);
+  }
+  if (file->payload) {
+    if (!file->is_text && !file->payload->mapped()) return reply_error(req, EIO);
+    // Same version as the kernel's cached pages: keep them. Otherwise they are stale.
+    fi->keep_cache = inodes_.same_version_as_last_open(ino, file->payload->identity());
+  }
+  fi->noflush = 1;
+  fi->fh = to_handle(std::move(file));
+  if (fuse_reply_open(req, fi) != 0) take_handle<OpenFile>(fi);
+}
+
+void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
+  stats_.reads.fetch_add(1, std::memory_order_relaxed);
+  const OpenFile& file = from_handle<OpenFile>(fi);
+  const uint64_t length = file.is_text ? file.text.size() : file.range.length;
+  const auto start = static_cast<uint64_t>(std::max<off_t>(offset, 0));
+  if (start >= length) {
+    fuse_reply_buf(req, nullptr, 0);
+    return;
+  }
+  const size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - start));
+  const char* data = nullptr;
+  if (file.is_text) {
+    data = file.text.data() + start;
+  } else {
+    const auto bytes = file.payload->bytes({file.range.offset + start, count});
+    if (bytes.size() != count) return reply_error(req, EIO);
+    data = reinterpret_cast<const char*>(bytes.data());
+  }
+  // The kernel copies straight from the mapping. If the source shrank under us, that copy
+  // faults inside the kernel, the write fails with EFAULT and the reader gets EIO: no SIGBUS.
+  if (fuse_reply_buf(req, data, count) == 0) {
+    stats_.bytes_served.fetch_add(count, std::memory_order_relaxed);
+  } else {
+    stats_.errors.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void Filesystem::release(fuse_req_t req, fuse_file_info* fi) {
+  take_handle<OpenFile>(fi);
+  fuse_reply_err(req, 0);
+}
+
+void Filesystem::statfs(fuse_req_t req) {
+  struct statvfs sv {};
+  if (::fstatvfs(root_.fd(), &sv) != 0) return reply_error(req, errno);
+  sv.f_bfree = sv.f_bavail = 0;  // read-only: nothing can be written
+  sv.f_ffree = sv.f_favail = 0;
+  sv.f_namemax = 255;
+  sv.f_flag |= ST_RDONLY;
+  fuse_reply_statfs(req, &sv);
+}
+
+std::string Filesystem::control_file(std::string_view name) const {
+  if (name == "version") return std::string("payloadfs ") + kVersion + "\n";
+  if (name == "formats.json") return formats_json();
+  if (name == "stats.json") return stats_json();
+  return {};
+}
+
+std::string Filesystem::formats_json() const {
+  Json out = Json::array();
+  for (const Format* format : registry_.formats()) {
+    out.push_back({{"name", format->name()},
+                   {"description", format->description()},
+                   {"signature", format->signature()},
+                   {"source", "built-in"}});
+  }
+  return out.dump(2) + "\n";
+}
+
+std::string Filesystem::stats_json() const {
+  const auto cache = cache_.counters();
+  const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_);
+  const auto load = [](const std::atomic<uint64_t>& v) {
+    return v.load(std::memory_order_relaxed);
+  };
+  Json out = {
+      {"version", kVersion},
+      {"uptime_seconds", uptime.count()},
+      {"lookups", load(stats_.lookups)},
+      {"getattrs", load(stats_.getattrs)},
+      {"readdirs", load(stats_.readdirs)},
+      {"opens", load(stats_.opens)},
+      {"reads", load(stats_.reads)},
+      {"bytes_served", load(stats_.bytes_served)},
+      {"errors", load(stats_.errors)},
+      {"payloads_mapped", cache.cached},
+      {"payloads_built", cache.builds},
+      {"payloads_with_errors", cache.builds_with_errors},
+      {"payload_cache_hits", cache.hits},
+      {"payload_cache_evictions", cache.evictions},
+      {"inodes", inodes_.size()},
+  };
+  return out.dump(2) + "\n";
+}
+
+}  // namespace payloadfs

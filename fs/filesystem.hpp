@@ -1,0 +1,72 @@
+#pragma once
+// The low-level FUSE operations. Each asks core/ what exists and replies; payload bytes are
+// replied straight from the source mapping (the kernel does the one copy).
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/payload_cache.hpp"
+#include "core/registry.hpp"
+#include "core/source_root.hpp"
+#include "fs/inode_table.hpp"
+#include "fs/node.hpp"
+#include "fs/options.hpp"
+#include "fs/stats.hpp"
+
+namespace payloadfs {
+
+class Filesystem {
+ public:
+  Filesystem(SourceRoot root, Registry registry, MountOptions options);
+
+  void init(fuse_conn_info* conn);
+  void lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void forget(fuse_ino_t ino, uint64_t count);
+  void getattr(fuse_req_t req, fuse_ino_t ino);
+  void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
+               bool plus);
+  void releasedir(fuse_req_t req, fuse_file_info* fi);
+  void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
+  void release(fuse_req_t req, fuse_file_info* fi);
+  void statfs(fuse_req_t req);
+
+  // Replies with an error and counts it.
+  void reply_error(fuse_req_t req, int error);
+
+ private:
+  struct Resolved {
+    NodeKey key;
+    std::shared_ptr<const Payload> payload;  // set for nodes that need one
+  };
+
+  [[nodiscard]] std::variant<Resolved, int> resolve(fuse_ino_t ino);
+  [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> payload_for(const NodeKey& key);
+  [[nodiscard]] std::variant<NodeKey, int> child(const Resolved& parent, std::string_view name);
+  [[nodiscard]] std::variant<struct stat, int> attributes(const NodeKey& key,
+                                                          const Payload* payload);
+  [[nodiscard]] double attr_timeout(const NodeKey& key) const;
+  [[nodiscard]] std::string control_file(std::string_view name) const;
+  [[nodiscard]] std::string stats_json() const;
+  [[nodiscard]] std::string formats_json() const;
+
+  SourceRoot root_;
+  Registry registry_;
+  MountOptions options_;
+  PayloadCache cache_;
+  InodeTable inodes_;
+  Stats stats_;
+  const struct stat root_stat_;
+  const std::chrono::steady_clock::time_point started_;
+  const struct timespec started_wall_;
+};
+
+}  // namespace payloadfs

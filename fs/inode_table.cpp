@@ -1,0 +1,103 @@
+#include "fs/inode_table.hpp"
+
+#include <string_view>
+
+namespace payloadfs {
+namespace {
+
+constexpr fuse_ino_t kFirstHashed = 16;  // below: reserved (1 is the root)
+
+uint64_t fnv1a(uint64_t hash, std::string_view bytes) {
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+uint64_t fnv1a_u64(uint64_t hash, uint64_t value) {
+  for (int i = 0; i < 8; ++i) {
+    hash ^= (value >> (8 * i)) & 0xFF;
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64 finaliser: spreads FNV's weak high bits
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+InodeTable::InodeTable(NodeKey root) {
+  by_key_.emplace(root, FUSE_ROOT_ID);
+  by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1, std::nullopt});
+}
+
+fuse_ino_t InodeTable::preferred(const NodeKey& key) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  h = fnv1a_u64(h, static_cast<uint64_t>(key.kind));
+  h = fnv1a_u64(h, static_cast<uint64_t>(key.dev));
+  h = fnv1a_u64(h, static_cast<uint64_t>(key.ino));
+  h = fnv1a(h, key.path);
+  h = fnv1a_u64(h, key.path.size());
+  h = fnv1a(h, key.sub);
+  h = fnv1a_u64(h, key.sub.size());
+  h = fnv1a_u64(h, key.offset);
+  h = fnv1a_u64(h, key.length);
+  h = mix(h);
+  return h < kFirstHashed ? h + kFirstHashed : h;
+}
+
+fuse_ino_t InodeTable::acquire(const NodeKey& key) {
+  const std::lock_guard lock(mutex_);
+  if (const auto it = by_key_.find(key); it != by_key_.end()) {
+    ++by_ino_[it->second].lookups;
+    return it->second;
+  }
+  fuse_ino_t ino = preferred(key);
+  while (ino < kFirstHashed || by_ino_.contains(ino)) ino = mix(ino + 1);
+  by_key_.emplace(key, ino);
+  by_ino_.emplace(ino, Entry{key, 1, std::nullopt});
+  return ino;
+}
+
+void InodeTable::forget(fuse_ino_t ino, uint64_t count) {
+  if (ino == FUSE_ROOT_ID) return;
+  const std::lock_guard lock(mutex_);
+  const auto it = by_ino_.find(ino);
+  if (it == by_ino_.end()) return;
+  if (it->second.lookups > count) {
+    it->second.lookups -= count;
+    return;
+  }
+  by_key_.erase(it->second.key);
+  by_ino_.erase(it);
+}
+
+std::optional<NodeKey> InodeTable::find(fuse_ino_t ino) const {
+  const std::lock_guard lock(mutex_);
+  const auto it = by_ino_.find(ino);
+  if (it == by_ino_.end()) return std::nullopt;
+  return it->second.key;
+}
+
+bool InodeTable::same_version_as_last_open(fuse_ino_t ino, const SourceIdentity& version) {
+  const std::lock_guard lock(mutex_);
+  const auto it = by_ino_.find(ino);
+  if (it == by_ino_.end()) return false;
+  const bool same = it->second.last_open == version;
+  it->second.last_open = version;
+  return same;
+}
+
+size_t InodeTable::size() const {
+  const std::lock_guard lock(mutex_);
+  return by_ino_.size();
+}
+
+}  // namespace payloadfs

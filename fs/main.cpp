@@ -1,0 +1,244 @@
+// payloadfs SRC MNT [options]: parses the command line, checks it, mounts, serves.
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdarg>
+#include <cstddef>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "core/registry.hpp"
+#include "core/source_root.hpp"
+#include "fs/filesystem.hpp"
+#include "fs/inspect.hpp"
+#include "fs/ops.hpp"
+#include "payloadfs/version.hpp"
+
+namespace {
+
+using payloadfs::MountOptions;
+
+// Filled by fuse_opt_parse, so plain fields only.
+struct CliConfig {
+  double entry_timeout = 1.0;
+  double attr_timeout = 1.0;
+  double negative_timeout = 1.0;
+  unsigned cache_entries = 4096;
+  int help = 0;
+  int version = 0;
+  const char* source = nullptr;
+  int positional = 0;
+};
+
+enum { kKeyHelp, kKeyVersion };
+
+const fuse_opt kOptions[] = {
+    {"entry_timeout=%lf", offsetof(CliConfig, entry_timeout), 0},
+    {"attr_timeout=%lf", offsetof(CliConfig, attr_timeout), 0},
+    {"negative_timeout=%lf", offsetof(CliConfig, negative_timeout), 0},
+    {"cache_entries=%u", offsetof(CliConfig, cache_entries), 0},
+    FUSE_OPT_KEY("-h", kKeyHelp),
+    FUSE_OPT_KEY("--help", kKeyHelp),
+    FUSE_OPT_KEY("-V", kKeyVersion),
+    FUSE_OPT_KEY("--version", kKeyVersion),
+    FUSE_OPT_END,
+};
+
+int on_option(void* data, const char* arg, int key, fuse_args*) {
+  auto* config = static_cast<CliConfig*>(data);
+  switch (key) {
+    case kKeyHelp:
+      config->help = 1;
+      return 0;
+    case kKeyVersion:
+      config->version = 1;
+      return 0;
+    case FUSE_OPT_KEY_NONOPT:
+      if (config->positional++ == 0) {
+        config->source = arg;
+        return 0;  // SRC is ours; MNT goes on to fuse_parse_cmdline
+      }
+      if (config->positional == 2) return 1;
+      std::fprintf(stderr,
+                   "payloadfs: unexpected argument '%s' (usage: payloadfs [options] SRC MNT)\n",
+                   arg);
+      return -1;
+    default:
+      return 1;
+  }
+}
+
+void print_help() {
+  std::printf(
+      "usage: payloadfs [options] SRC MNT\n"
+      "       payloadfs --inspect FILE [--slices]\n"
+      "\n"
+      "Mounts SRC read-only at MNT; each file F of SRC becomes a directory MNT/F/ with\n"
+      "header.json, slices.json, magic, raw/<slice> and range/<start>-<end>.\n"
+      "\n"
+      "payloadfs options:\n"
+      "    -h, --help             print this help\n"
+      "    -V, --version          print the version\n"
+      "    --inspect FILE         print FILE's header.json without mounting\n"
+      "    --slices               with --inspect: print slices.json instead\n"
+      "    -o entry_timeout=S     seconds names are cached by the kernel (default 1)\n"
+      "    -o attr_timeout=S      seconds attributes are cached by the kernel (default 1)\n"
+      "    -o negative_timeout=S  seconds missing names are cached (default 1)\n"
+      "    -o cache_entries=N     parsed payloads (and their mappings) kept (default 4096)\n"
+      "\n");
+  fuse_cmdline_help();
+  fuse_lowlevel_help();
+}
+
+void log_to_syslog(enum fuse_log_level level, const char* fmt, va_list ap) {
+  vsyslog(static_cast<int>(level), fmt, ap);
+}
+
+struct ArgsDeleter {
+  void operator()(fuse_args* args) const { fuse_opt_free_args(args); }
+};
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+struct LoopConfigDeleter {
+  void operator()(fuse_loop_config* cfg) const { fuse_loop_cfg_destroy(cfg); }
+};
+struct MountpointDeleter {
+  void operator()(char* p) const { std::free(p); }
+};
+
+bool check_mountpoint(const char* mountpoint) {
+  struct stat st {};
+  if (::stat(mountpoint, &st) != 0) {
+    const int err = errno;
+    if (err == ENOTCONN) {
+      std::fprintf(stderr,
+                   "payloadfs: mountpoint '%s' is a dead FUSE mount (%s); clear it with "
+                   "'fusermount3 -u %s'\n",
+                   mountpoint, std::strerror(err), mountpoint);
+    } else {
+      std::fprintf(stderr, "payloadfs: mountpoint '%s': %s\n", mountpoint, std::strerror(err));
+    }
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    std::fprintf(stderr, "payloadfs: mountpoint '%s' is not a directory\n", mountpoint);
+    return false;
+  }
+  return true;
+}
+
+int run(int argc, char** argv) {
+  fuse_args raw = FUSE_ARGS_INIT(argc, argv);
+  std::unique_ptr<fuse_args, ArgsDeleter> args(&raw);
+  CliConfig config;
+  if (fuse_opt_parse(args.get(), &config, kOptions, on_option) != 0) return 2;
+  if (config.help) {
+    print_help();
+    return 0;
+  }
+  if (config.version) {
+    std::printf("payloadfs %s\nlibfuse %s\n", payloadfs::kVersion, fuse_pkgversion());
+    return 0;
+  }
+  if (config.positional < 2) {
+    std::fprintf(stderr, "payloadfs: %s (usage: payloadfs [options] SRC MNT; see --help)\n",
+                 config.positional == 0 ? "missing SRC and MNT" : "missing MNT");
+    return 2;
+  }
+  if (config.entry_timeout < 0 || config.attr_timeout < 0 || config.negative_timeout < 0) {
+    std::fprintf(stderr, "payloadfs: timeouts must not be negative\n");
+    return 2;
+  }
+
+  char resolved[PATH_MAX];
+  if (::realpath(config.source, resolved) == nullptr) {
+    std::fprintf(stderr, "payloadfs: source '%s': %s\n", config.source, std::strerror(errno));
+    return 1;
+  }
+  auto root = payloadfs::SourceRoot::open(resolved);
+  if (auto* err = std::get_if<payloadfs::SourceRoot::OpenError>(&root)) {
+    std::fprintf(stderr, "payloadfs: %s\n", err->message.c_str());
+    return 1;
+  }
+
+  // Defaults first so the user's -o can override them; read-only and kernel permission
+  // checks last so nothing can.
+  const std::string fsname = "-ofsname=" + std::string(resolved);
+  fuse_opt_insert_arg(args.get(), 1, "-omax_threads=4");
+  fuse_opt_insert_arg(args.get(), 1, "-osubtype=payloadfs");
+  if (fuse_opt_insert_arg(args.get(), 1, fsname.c_str()) != 0) return 1;
+  fuse_opt_add_arg(args.get(), "-oro,default_permissions");
+
+  fuse_cmdline_opts cmdline{};
+  if (fuse_parse_cmdline(args.get(), &cmdline) != 0) return 2;
+  std::unique_ptr<char, MountpointDeleter> mountpoint(cmdline.mountpoint);
+  if (!mountpoint) {
+    std::fprintf(stderr, "payloadfs: missing MNT\n");
+    return 2;
+  }
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+    std::fprintf(stderr, "payloadfs: FUSE is unavailable: /dev/fuse: %s\n", std::strerror(errno));
+    return 1;
+  }
+  if (!check_mountpoint(mountpoint.get())) return 1;
+
+  MountOptions options;
+  options.entry_timeout = config.entry_timeout;
+  options.attr_timeout = config.attr_timeout;
+  options.negative_timeout = config.negative_timeout;
+  options.cache_entries = config.cache_entries;
+  payloadfs::Filesystem filesystem(std::get<payloadfs::SourceRoot>(std::move(root)),
+                                   payloadfs::Registry::with_builtins(), options);
+
+  const fuse_lowlevel_ops ops = payloadfs::make_operations();
+  std::unique_ptr<fuse_session, SessionDeleter> session(
+      fuse_session_new(args.get(), &ops, sizeof ops, &filesystem));
+  if (!session) return 1;  // libfuse said why (unknown option, ...)
+  if (fuse_set_signal_handlers(session.get()) != 0) return 1;
+  if (fuse_session_mount(session.get(), mountpoint.get()) != 0) {
+    fuse_remove_signal_handlers(session.get());
+    std::fprintf(stderr, "payloadfs: cannot mount on '%s'\n", mountpoint.get());
+    return 1;
+  }
+  // The mount exists before we detach: a caller's next command finds it (the kernel queues
+  // requests until the loop below answers them).
+  if (!cmdline.foreground) {
+    openlog("payloadfs", LOG_PID, LOG_DAEMON);
+    fuse_set_log_func(log_to_syslog);
+  }
+  fuse_daemonize(cmdline.foreground);
+
+  int status = 0;
+  if (cmdline.singlethread) {
+    status = fuse_session_loop(session.get());
+  } else {
+    std::unique_ptr<fuse_loop_config, LoopConfigDeleter> loop(fuse_loop_cfg_create());
+    fuse_loop_cfg_set_clone_fd(loop.get(), static_cast<unsigned>(cmdline.clone_fd));
+    fuse_loop_cfg_set_max_threads(loop.get(), cmdline.max_threads);
+    fuse_loop_cfg_set_idle_threads(loop.get(), cmdline.max_idle_threads);
+    status = fuse_session_loop_mt(session.get(), loop.get());
+  }
+  fuse_session_unmount(session.get());
+  fuse_remove_signal_handlers(session.get());
+  return status == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--inspect") return payloadfs::run_inspect(argc, argv);
+  }
+  return run(argc, argv);
+}

@@ -1,0 +1,50 @@
+#pragma once
+// The kinds of node payloadfs shows, and the key that identifies one: which source object it
+// belongs to (by dev/ino and path) and which entry of it it is.
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+namespace payloadfs {
+
+enum class NodeKind : uint8_t {
+  source_dir,    // a directory of SRC
+  payload_dir,   // a regular file of SRC, shown as a directory
+  header_json,   // <payload>/header.json
+  slices_json,   // <payload>/slices.json
+  magic,         // <payload>/magic
+  raw_dir,       // <payload>/raw and directories below it
+  raw_file,      // a slice under raw/
+  range_dir,     // <payload>/range (lookup only)
+  range_file,    // <payload>/range/<a>-<b>
+  control_dir,   // /.payloadfs
+  control_file,  // /.payloadfs/<name>
+};
+
+struct NodeKey {
+  NodeKind kind = NodeKind::source_dir;
+  dev_t dev = 0;  // identity of the source file or directory
+  ino_t ino = 0;
+  std::string path;     // source path relative to SRC; "" is SRC itself
+  std::string sub;      // raw/ path of raw nodes, name of control files
+  uint64_t offset = 0;  // range files
+  uint64_t length = 0;
+
+  friend bool operator==(const NodeKey&, const NodeKey&) = default;
+};
+
+[[nodiscard]] inline bool is_directory(NodeKind kind) {
+  return kind == NodeKind::source_dir || kind == NodeKind::payload_dir ||
+         kind == NodeKind::raw_dir || kind == NodeKind::range_dir || kind == NodeKind::control_dir;
+}
+
+// Needs the payload parsed (sizes of generated files, the raw/ tree).
+[[nodiscard]] inline bool needs_payload(NodeKind kind) {
+  return kind != NodeKind::source_dir && kind != NodeKind::payload_dir &&
+         kind != NodeKind::range_dir && kind != NodeKind::control_dir &&
+         kind != NodeKind::control_file;
+}
+
+}  // namespace payloadfs

@@ -1,0 +1,136 @@
+// The libfuse low-level operation table: C callbacks forwarding to Filesystem, plus the
+// read-only answers (EROFS) for every operation that would change something.
+
+#include "fs/ops.hpp"
+
+#include <cerrno>
+
+#include "fs/filesystem.hpp"
+
+namespace payloadfs {
+namespace {
+
+Filesystem& fs(fuse_req_t req) {
+  return *static_cast<Filesystem*>(fuse_req_userdata(req));
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  static_cast<Filesystem*>(userdata)->init(conn);
+}
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  fs(req).lookup(req, parent, name);
+}
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  fs(req).forget(ino, n);
+  fuse_reply_none(req);
+}
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) fs(req).forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  fs(req).getattr(req, ino);
+}
+void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  fs(req).opendir(req, ino, fi);
+}
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  fs(req).readdir(req, ino, size, off, fi, false);
+}
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  fs(req).readdir(req, ino, size, off, fi, true);
+}
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fs(req).releasedir(req, fi);
+}
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  fs(req).open(req, ino, fi);
+}
+void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  fs(req).read(req, size, off, fi);
+}
+void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  fs(req).release(req, fi);
+}
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  fs(req).statfs(req);
+}
+
+// Everything that writes: the filesystem is read-only.
+void erofs(fuse_req_t req) {
+  fs(req).reply_error(req, EROFS);
+}
+void op_setattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
+  erofs(req);
+}
+void op_mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) {
+  erofs(req);
+}
+void op_mkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) {
+  erofs(req);
+}
+void op_unlink(fuse_req_t req, fuse_ino_t, const char*) {
+  erofs(req);
+}
+void op_rmdir(fuse_req_t req, fuse_ino_t, const char*) {
+  erofs(req);
+}
+void op_symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
+  erofs(req);
+}
+void op_rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
+  erofs(req);
+}
+void op_link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
+  erofs(req);
+}
+void op_write(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) {
+  erofs(req);
+}
+void op_create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
+  erofs(req);
+}
+void op_setxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
+  erofs(req);
+}
+void op_removexattr(fuse_req_t req, fuse_ino_t, const char*) {
+  erofs(req);
+}
+void op_fallocate(fuse_req_t req, fuse_ino_t, int, off_t, off_t, fuse_file_info*) {
+  erofs(req);
+}
+
+}  // namespace
+
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = op_init;
+  ops.lookup = op_lookup;
+  ops.forget = op_forget;
+  ops.forget_multi = op_forget_multi;
+  ops.getattr = op_getattr;
+  ops.opendir = op_opendir;
+  ops.readdir = op_readdir;
+  ops.readdirplus = op_readdirplus;
+  ops.releasedir = op_releasedir;
+  ops.open = op_open;
+  ops.read = op_read;
+  ops.release = op_release;
+  ops.statfs = op_statfs;
+  ops.setattr = op_setattr;
+  ops.mknod = op_mknod;
+  ops.mkdir = op_mkdir;
+  ops.unlink = op_unlink;
+  ops.rmdir = op_rmdir;
+  ops.symlink = op_symlink;
+  ops.rename = op_rename;
+  ops.link = op_link;
+  ops.write = op_write;
+  ops.create = op_create;
+  ops.setxattr = op_setxattr;
+  ops.removexattr = op_removexattr;
+  ops.fallocate = op_fallocate;
+  return ops;
+}
+
+}  // namespace payloadfs
