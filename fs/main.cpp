@@ -231,7 +231,8 @@ int run(int argc, char** argv) {
   }
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
-  return status == 0 ? 0 : 1;
+  // The loop reports the signal that ended it (SIGTERM, SIGINT, SIGHUP): a clean exit.
+  return status >= 0 ? 0 : 1;
 }
 
 }  // namespace

@@ -130,6 +130,22 @@ std::optional<uint64_t> descr_itemsize(const ojson& descr, int depth, std::strin
   return total;
 }
 
+// Format 1.0 and 2.0 headers are latin-1; 3.0 headers are UTF-8.
+std::string latin1_to_utf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      out.push_back(c);
+    } else {
+      out.push_back(static_cast<char>(0xC0 | (b >> 6)));
+      out.push_back(static_cast<char>(0x80 | (b & 0x3F)));
+    }
+  }
+  return out;
+}
+
 class Npy final : public Format {
  public:
   std::string_view name() const noexcept override { return "npy"; }
@@ -179,14 +195,12 @@ class Npy final : public Format {
                        std::to_string(kMaxHeaderBytes) + " bytes");
       return layout;
     }
-    const std::string text = reader.text(header_len);
+    const std::string bytes = reader.text(header_len);
+    const std::string text = major == 3 ? bytes : latin1_to_utf8(bytes);
     if (!reader.ok()) {
       layout.add_error("header length " + std::to_string(header_len) +
                        " runs past the end of the file");
       return layout;
-    }
-    if (text.empty() || text.back() != '\n') {
-      layout.add_error("header does not end with a newline");  // numpy writes one; keep going
     }
     auto parsed = parse_python_literal(text);
     if (auto* err = std::get_if<PythonLiteralError>(&parsed)) {

@@ -21,6 +21,8 @@ namespace {
 // The reference implementation's MAX_HEADER_SIZE.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr int kMaxJsonDepth = 64;
+// Larger claimed header lengths are taken as "not safetensors" rather than a broken one.
+constexpr uint64_t kMaxPlausibleHeader = 1ULL << 40;
 
 struct DtypeBits {
   std::string_view name;
@@ -76,15 +78,16 @@ class Safetensors final : public Format {
     return "Hugging Face safetensors tensor file";
   }
   std::string_view signature() const noexcept override {
-    return "no signature: u64le header length N with 8+N <= size, byte 8 is '{'";
+    return "no signature: u64le header length N (2 <= N <= 2^40), then '{'";
   }
 
-  bool detect(std::span<const std::byte> head, uint64_t size) const override {
-    if (head.size() < 10 || size < 10) return false;
+  // The header length may be wrong (an error to report, not a reason to call the file unknown),
+  // so detection asks only for a plausible length (its top three bytes zero) and a '{'.
+  bool detect(std::span<const std::byte> head, uint64_t) const override {
+    if (head.size() < 9) return false;
     uint64_t n = 0;
-    for (int i = 7; i >= 0; --i)
-      n = (n << 8) | std::to_integer<uint64_t>(head[static_cast<size_t>(i)]);
-    return n >= 2 && n <= size - 8 && head[8] == std::byte{'{'};
+    for (size_t i = 8; i-- > 0;) n = (n << 8) | std::to_integer<uint64_t>(head[i]);
+    return n >= 2 && n <= kMaxPlausibleHeader && head[8] == std::byte{'{'};
   }
 
   Layout parse(const ByteSource& source) const override {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages payloadfs needs to build, test and demo (as root, or via sudo).
+# Only missing packages are installed, and the package lists are refreshed only then.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ cmake make pkg-config libfuse3-dev nlohmann-json3-dev zlib1g-dev
+  # run
+  fuse3
+  # tests: GoogleTest, and the real tools that write and check fixtures
+  googletest libgtest-dev python3 python3-numpy xxd jq attr coreutils
+)
+if [ "$#" -gt 0 ]; then packages+=("$@"); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

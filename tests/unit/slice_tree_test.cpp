@@ -1,0 +1,76 @@
+#include "core/slice_tree.hpp"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace payloadfs {
+namespace {
+
+std::vector<Slice> named(std::initializer_list<std::string> names) {
+  std::vector<Slice> out;
+  for (const auto& n : names) out.push_back(Slice{n, {0, 1}, Json::object()});
+  return out;
+}
+
+TEST(SliceTree, NestsAtSlashes) {
+  const auto slices = named({"a/b/c", "a/d", "e"});
+  SliceTree tree(slices);
+  EXPECT_EQ(tree.slice_path(0), "a/b/c");
+  EXPECT_EQ(tree.slice_path(1), "a/d");
+  EXPECT_EQ(tree.slice_path(2), "e");
+  const auto a = tree.find("a");
+  ASSERT_TRUE(a);
+  EXPECT_TRUE(tree.node(*a).is_dir);
+  EXPECT_EQ(tree.node(*a).children.size(), 2u);
+  EXPECT_EQ(tree.child(*a, "d"), tree.find("a/d"));
+  EXPECT_FALSE(tree.child(*a, "zz"));
+  EXPECT_EQ(tree.node(*tree.find("a/b/c")).slice, 0u);
+}
+
+TEST(SliceTree, DuplicatesGetSuffixesInOrder) {
+  const auto slices = named({"IDAT", "IHDR", "IDAT", "IDAT", "IDAT~1"});
+  SliceTree tree(slices);
+  EXPECT_EQ(tree.slice_path(0), "IDAT");
+  EXPECT_EQ(tree.slice_path(2), "IDAT~1");
+  EXPECT_EQ(tree.slice_path(3), "IDAT~2");
+  EXPECT_EQ(tree.slice_path(4), "IDAT~1~1");  // the literal name was taken by a suffix
+}
+
+TEST(SliceTree, EscapesUnsafeComponents) {
+  const auto slices =
+      named({"", ".", "..", "../etc/passwd", "a//b", "/abs", std::string("n\0ul", 4)});
+  SliceTree tree(slices);
+  EXPECT_EQ(tree.slice_path(0), "(empty)");
+  EXPECT_EQ(tree.slice_path(1), "(dot)");
+  EXPECT_EQ(tree.slice_path(2), "(dotdot)");
+  EXPECT_EQ(tree.slice_path(3), "(dotdot)~1/etc/passwd");  // "(dotdot)" is a file already
+  EXPECT_EQ(tree.slice_path(4), "a/(empty)/b");
+  EXPECT_EQ(tree.slice_path(5), "(empty)~1/abs");
+  EXPECT_EQ(tree.slice_path(6), "n%00ul");
+}
+
+TEST(SliceTree, FileAndDirectoryWithTheSameName) {
+  const auto slices = named({"w", "w/x", "w/y"});
+  SliceTree tree(slices);
+  EXPECT_EQ(tree.slice_path(0), "w");
+  EXPECT_EQ(tree.slice_path(1), "w~1/x");
+  EXPECT_EQ(tree.slice_path(2), "w~1/y");  // the same directory both times
+}
+
+TEST(SliceTree, LongNamesFitNameMax) {
+  const std::string longname(1000, 'x');
+  const auto slices = named({longname, longname});
+  SliceTree tree(slices);
+  EXPECT_LE(tree.slice_path(0).size(), SliceTree::kMaxNameBytes);
+  EXPECT_LE(tree.slice_path(1).size(), SliceTree::kMaxNameBytes);
+  EXPECT_NE(tree.slice_path(0), tree.slice_path(1));
+  // A multi-byte UTF-8 character is never cut in half.
+  std::string accents;
+  for (int i = 0; i < 300; ++i) accents += "\xC3\xA9";
+  const std::string cut = SliceTree::safe_component(accents);
+  EXPECT_EQ(cut.size() % 2, 0u);
+}
+
+}  // namespace
+}  // namespace payloadfs
