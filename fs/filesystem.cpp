@@ -42,40 +42,6 @@ mode_t dir_mode(mode_t source) {
   return S_IFDIR | r | (r >> 2);
 }
 
-// An open file: the payload version it opened (kept alive by the handle) and what it serves.
-struct OpenFile {
-  std::shared_ptr<const Payload> payload;
-  ByteRange range;         // byte nodes: the range of the source file served
-  std::string_view text;   // generated files: a view into payload or owned_text
-  std::string owned_text;  // control files: a snapshot taken at open
-  bool is_text = false;
-};
-
-struct DirEntry {
-  std::string name;
-  NodeKey key;
-};
-
-struct OpenDir {
-  std::shared_ptr<const Payload> payload;
-  std::vector<DirEntry> entries;  // "." and ".." first
-};
-
-// fuse_file_info::fh carries ownership of heap handles across the C API: released to it in
-// open/opendir, taken back in release/releasedir.
-template <typename T>
-uint64_t to_handle(std::unique_ptr<T> object) {
-  return reinterpret_cast<uintptr_t>(object.release());
-}
-template <typename T>
-T& from_handle(const fuse_file_info* fi) {
-  return *reinterpret_cast<T*>(static_cast<uintptr_t>(fi->fh));
-}
-template <typename T>
-std::unique_ptr<T> take_handle(const fuse_file_info* fi) {
-  return std::unique_ptr<T>(reinterpret_cast<T*>(static_cast<uintptr_t>(fi->fh)));
-}
-
 }  // namespace
 
 Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
@@ -85,7 +51,6 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
       cache_(root_, registry_, options.cache_entries),
       inodes_(NodeKey{NodeKind::source_dir, must_stat_root(root_).st_dev,
                       must_stat_root(root_).st_ino, "", "", 0, 0}),
-      root_stat_(must_stat_root(root_)),
       started_(std::chrono::steady_clock::now()),
       started_wall_(wall_now()) {}
 
@@ -209,8 +174,7 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
     }
   } else if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
              key.kind == NodeKind::range_dir) {
-    auto source =
-        key.path.empty() ? std::variant<struct stat, int>(root_stat_) : root_.stat(key.path);
+    auto source = root_.stat(key.path);
     if (const int* err = std::get_if<int>(&source)) return *err == ENOENT ? ESTALE : *err;
     const auto& s = std::get<struct stat>(source);
     if (s.st_dev != key.dev || s.st_ino != key.ino) return ESTALE;
@@ -392,14 +356,14 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   fi->cache_readdir = k.kind != NodeKind::source_dir;  // source dirs change; virtual ones don't
   fi->keep_cache = fi->cache_readdir;
-  fi->fh = to_handle(std::move(dir));
-  if (fuse_reply_open(req, fi) != 0) take_handle<OpenDir>(fi);  // interrupted: free it
+  fi->fh = dirs_.adopt(std::move(dir));
+  if (fuse_reply_open(req, fi) != 0) dirs_.drop(fi->fh);  // interrupted: free it
 }
 
 void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
                          fuse_file_info* fi, bool plus) {
   stats_.readdirs.fetch_add(1, std::memory_order_relaxed);
-  const OpenDir& dir = from_handle<OpenDir>(fi);
+  const OpenDir& dir = HandleTable<OpenDir>::get(fi->fh);
   std::vector<char> buf(size);
   size_t used = 0;
   std::shared_ptr<const Payload> payload = dir.payload;
@@ -452,7 +416,7 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
 }
 
 void Filesystem::releasedir(fuse_req_t req, fuse_file_info* fi) {
-  take_handle<OpenDir>(fi);
+  dirs_.drop(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -500,13 +464,13 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fi->keep_cache = inodes_.same_version_as_last_open(ino, file->payload->identity());
   }
   fi->noflush = 1;
-  fi->fh = to_handle(std::move(file));
-  if (fuse_reply_open(req, fi) != 0) take_handle<OpenFile>(fi);
+  fi->fh = files_.adopt(std::move(file));
+  if (fuse_reply_open(req, fi) != 0) files_.drop(fi->fh);
 }
 
 void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
   stats_.reads.fetch_add(1, std::memory_order_relaxed);
-  const OpenFile& file = from_handle<OpenFile>(fi);
+  const OpenFile& file = HandleTable<OpenFile>::get(fi->fh);
   const uint64_t length = file.is_text ? file.text.size() : file.range.length;
   const auto start = static_cast<uint64_t>(std::max<off_t>(offset, 0));
   if (start >= length) {
@@ -532,7 +496,7 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
 }
 
 void Filesystem::release(fuse_req_t req, fuse_file_info* fi) {
-  take_handle<OpenFile>(fi);
+  files_.drop(fi->fh);
   fuse_reply_err(req, 0);
 }
 

@@ -15,8 +15,10 @@
 #include "core/payload_cache.hpp"
 #include "core/registry.hpp"
 #include "core/source_root.hpp"
+#include "fs/handle_table.hpp"
 #include "fs/inode_table.hpp"
 #include "fs/node.hpp"
+#include "fs/open_handles.hpp"
 #include "fs/options.hpp"
 #include "fs/stats.hpp"
 
@@ -64,7 +66,8 @@ class Filesystem {
   PayloadCache cache_;
   InodeTable inodes_;
   Stats stats_;
-  const struct stat root_stat_;
+  HandleTable<OpenFile> files_;
+  HandleTable<OpenDir> dirs_;
   const std::chrono::steady_clock::time_point started_;
   const struct timespec started_wall_;
 };
