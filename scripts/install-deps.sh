@@ -10,6 +10,8 @@ packages=(
   fuse3
   # tests: GoogleTest, and the real tools that write and check fixtures
   googletest libgtest-dev python3 python3-numpy xxd jq attr coreutils
+  sqlite3 sqlite3-tools nodejs npm pngcheck python3-pil sox python3-soundfile
+  tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
 )
 if [ "$#" -gt 0 ]; then packages+=("$@"); fi
 

@@ -1,0 +1,650 @@
+// ELF object files, 32- and 64-bit, little- and big-endian: System V ABI "gABI", chapter 4
+// (Object Files: ELF Header, Sections, Program Header), including the extended numbering of
+// sections and program headers (e_shnum == 0, e_shstrndx == SHN_XINDEX, e_phnum == PN_XNUM take
+// their real values from section header 0). Names of constants follow <elf.h>; section flag
+// letters follow binutils readelf -S.
+
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/binary_reader.hpp"
+#include "core/checked_math.hpp"
+#include "core/formats/builtin.hpp"
+#include "core/json_text.hpp"
+
+namespace payloadfs::formats {
+namespace {
+
+constexpr std::array<unsigned char, 4> kMagic = {0x7f, 'E', 'L', 'F'};
+// Hard caps against hostile counts. Ordinary numbering reaches at most 0xfeff sections and
+// 0xfffe program headers; libmagic (elf_shnum/elf_phnum) stops at 32768 and 2048 by default.
+constexpr uint64_t kMaxSections = 65536;
+constexpr uint64_t kMaxSegments = 65536;
+constexpr uint64_t kMaxNameBytes = 4096;
+
+constexpr uint16_t kShnLoreserve = 0xff00;
+constexpr uint16_t kShnXindex = 0xffff;
+constexpr uint16_t kPnXnum = 0xffff;
+constexpr uint32_t kShtNull = 0;
+constexpr uint32_t kShtNobits = 8;
+
+constexpr uint16_t kEmMips = 8, kEmPpc = 20, kEmArm = 40, kEmX86_64 = 62, kEmAarch64 = 183,
+                   kEmRiscv = 243, kEmL1om = 180, kEmK1om = 181;
+
+struct Named {
+  uint32_t value;
+  std::string_view name;
+};
+
+constexpr Named kMachines[] = {
+    {0, "EM_NONE"},         {1, "EM_M32"},          {2, "EM_SPARC"},
+    {3, "EM_386"},          {4, "EM_68K"},          {5, "EM_88K"},
+    {6, "EM_IAMCU"},        {7, "EM_860"},          {8, "EM_MIPS"},
+    {9, "EM_S370"},         {10, "EM_MIPS_RS3_LE"}, {15, "EM_PARISC"},
+    {18, "EM_SPARC32PLUS"}, {20, "EM_PPC"},         {21, "EM_PPC64"},
+    {22, "EM_S390"},        {23, "EM_SPU"},         {40, "EM_ARM"},
+    {41, "EM_FAKE_ALPHA"},  {42, "EM_SH"},          {43, "EM_SPARCV9"},
+    {50, "EM_IA_64"},       {62, "EM_X86_64"},      {75, "EM_VAX"},
+    {76, "EM_CRIS"},        {83, "EM_AVR"},         {88, "EM_M32R"},
+    {92, "EM_OPENRISC"},    {93, "EM_ARC_COMPACT"}, {94, "EM_XTENSA"},
+    {105, "EM_MSP430"},     {106, "EM_BLACKFIN"},   {113, "EM_ALTERA_NIOS2"},
+    {140, "EM_TI_C6000"},   {164, "EM_QDSP6"},      {167, "EM_NDS32"},
+    {183, "EM_AARCH64"},    {189, "EM_MICROBLAZE"}, {190, "EM_CUDA"},
+    {191, "EM_TILEGX"},     {195, "EM_ARCV2"},      {220, "EM_Z80"},
+    {224, "EM_AMDGPU"},     {243, "EM_RISCV"},      {247, "EM_BPF"},
+    {252, "EM_CSKY"},       {258, "EM_LOONGARCH"},  {0x9026, "EM_ALPHA"},
+};
+
+constexpr Named kOsabis[] = {
+    {0, "ELFOSABI_NONE"},      {1, "ELFOSABI_HPUX"},     {2, "ELFOSABI_NETBSD"},
+    {3, "ELFOSABI_GNU"},       {6, "ELFOSABI_SOLARIS"},  {7, "ELFOSABI_AIX"},
+    {8, "ELFOSABI_IRIX"},      {9, "ELFOSABI_FREEBSD"},  {10, "ELFOSABI_TRU64"},
+    {11, "ELFOSABI_MODESTO"},  {12, "ELFOSABI_OPENBSD"}, {13, "ELFOSABI_OPENVMS"},
+    {14, "ELFOSABI_NSK"},      {15, "ELFOSABI_AROS"},    {16, "ELFOSABI_FENIXOS"},
+    {17, "ELFOSABI_CLOUDABI"}, {18, "ELFOSABI_OPENVOS"}, {255, "ELFOSABI_STANDALONE"},
+};
+
+constexpr Named kTypes[] = {
+    {0, "ET_NONE"}, {1, "ET_REL"}, {2, "ET_EXEC"}, {3, "ET_DYN"}, {4, "ET_CORE"},
+};
+
+constexpr Named kSegmentTypes[] = {
+    {0, "PT_NULL"},
+    {1, "PT_LOAD"},
+    {2, "PT_DYNAMIC"},
+    {3, "PT_INTERP"},
+    {4, "PT_NOTE"},
+    {5, "PT_SHLIB"},
+    {6, "PT_PHDR"},
+    {7, "PT_TLS"},
+    {0x6474e550, "PT_GNU_EH_FRAME"},
+    {0x6474e551, "PT_GNU_STACK"},
+    {0x6474e552, "PT_GNU_RELRO"},
+    {0x6474e553, "PT_GNU_PROPERTY"},
+    {0x6474e554, "PT_GNU_SFRAME"},
+    {0x65a3dbe6, "PT_OPENBSD_RANDOMIZE"},
+    {0x65a3dbe7, "PT_OPENBSD_WXNEEDED"},
+    {0x65a41be6, "PT_OPENBSD_BOOTDATA"},
+    {0x6ffffffa, "PT_SUNWBSS"},
+    {0x6ffffffb, "PT_SUNWSTACK"},
+};
+
+constexpr Named kSectionTypes[] = {
+    {0, "SHT_NULL"},
+    {1, "SHT_PROGBITS"},
+    {2, "SHT_SYMTAB"},
+    {3, "SHT_STRTAB"},
+    {4, "SHT_RELA"},
+    {5, "SHT_HASH"},
+    {6, "SHT_DYNAMIC"},
+    {7, "SHT_NOTE"},
+    {8, "SHT_NOBITS"},
+    {9, "SHT_REL"},
+    {10, "SHT_SHLIB"},
+    {11, "SHT_DYNSYM"},
+    {14, "SHT_INIT_ARRAY"},
+    {15, "SHT_FINI_ARRAY"},
+    {16, "SHT_PREINIT_ARRAY"},
+    {17, "SHT_GROUP"},
+    {18, "SHT_SYMTAB_SHNDX"},
+    {19, "SHT_RELR"},
+    {0x6fff4c00, "SHT_LLVM_ODRTAB"},
+    {0x6fff4c01, "SHT_LLVM_LINKER_OPTIONS"},
+    {0x6fff4c03, "SHT_LLVM_ADDRSIG"},
+    {0x6fff4c04, "SHT_LLVM_DEPENDENT_LIBRARIES"},
+    {0x6ffffff5, "SHT_GNU_ATTRIBUTES"},
+    {0x6ffffff6, "SHT_GNU_HASH"},
+    {0x6ffffff7, "SHT_GNU_LIBLIST"},
+    {0x6ffffff8, "SHT_CHECKSUM"},
+    {0x6ffffffd, "SHT_GNU_verdef"},
+    {0x6ffffffe, "SHT_GNU_verneed"},
+    {0x6fffffff, "SHT_GNU_versym"},
+};
+
+std::optional<std::string_view> lookup(std::span<const Named> table, uint32_t value) {
+  for (const auto& entry : table)
+    if (entry.value == value) return entry.name;
+  return std::nullopt;
+}
+
+// A constant's name when we know it, otherwise its number.
+Json name_or_number(std::optional<std::string_view> name, uint64_t value) {
+  if (name) return std::string(*name);
+  return value;
+}
+
+std::optional<std::string_view> osabi_name(uint8_t osabi, uint16_t machine) {
+  if (machine == kEmArm && osabi == 64) return "ELFOSABI_ARM_AEABI";
+  if (machine == kEmArm && osabi == 97) return "ELFOSABI_ARM";
+  return lookup(kOsabis, osabi);
+}
+
+std::optional<std::string_view> segment_type_name(uint32_t type, uint16_t machine) {
+  if (type == 0x70000000 && machine == kEmArm) return "PT_ARM_EXIDX";
+  if (machine == kEmMips) {
+    if (type == 0x70000000) return "PT_MIPS_REGINFO";
+    if (type == 0x70000001) return "PT_MIPS_RTPROC";
+    if (type == 0x70000002) return "PT_MIPS_OPTIONS";
+    if (type == 0x70000003) return "PT_MIPS_ABIFLAGS";
+  }
+  if (type == 0x70000002 && machine == kEmAarch64) return "PT_AARCH64_MEMTAG_MTE";
+  if (type == 0x70000003 && machine == kEmRiscv) return "PT_RISCV_ATTRIBUTES";
+  return lookup(kSegmentTypes, type);
+}
+
+std::optional<std::string_view> section_type_name(uint32_t type, uint16_t machine) {
+  if (type == 0x70000001 && (machine == kEmX86_64 || machine == kEmL1om || machine == kEmK1om))
+    return "SHT_X86_64_UNWIND";
+  if (machine == kEmArm) {
+    if (type == 0x70000001) return "SHT_ARM_EXIDX";
+    if (type == 0x70000002) return "SHT_ARM_PREEMPTMAP";
+    if (type == 0x70000003) return "SHT_ARM_ATTRIBUTES";
+  }
+  if (type == 0x70000003 && machine == kEmRiscv) return "SHT_RISCV_ATTRIBUTES";
+  if (machine == kEmMips) {
+    if (type == 0x70000006) return "SHT_MIPS_REGINFO";
+    if (type == 0x7000000d) return "SHT_MIPS_OPTIONS";
+    if (type == 0x7000001e) return "SHT_MIPS_DWARF";
+    if (type == 0x7000002a) return "SHT_MIPS_ABIFLAGS";
+  }
+  return lookup(kSectionTypes, type);
+}
+
+// readelf -S's key: one letter per flag bit, lowest bit first; 'o'/'p' stand for all
+// OS-/processor-specific bits not named otherwise, 'x' for unknown bits.
+std::string section_flag_letters(uint64_t flags, uint16_t machine, uint8_t osabi) {
+  constexpr uint64_t kMaskOs = 0x0ff00000, kMaskProc = 0xf0000000;
+  constexpr uint64_t kGnuRetain = 0x200000, kGnuMbind = 0x01000000, kExclude = 0x80000000;
+  std::string out;
+  while (flags != 0) {
+    const uint64_t flag = flags & (~flags + 1);
+    flags &= ~flag;
+    char letter = 'x';
+    switch (flag) {
+      case 0x1:
+        letter = 'W';
+        break;
+      case 0x2:
+        letter = 'A';
+        break;
+      case 0x4:
+        letter = 'X';
+        break;
+      case 0x10:
+        letter = 'M';
+        break;
+      case 0x20:
+        letter = 'S';
+        break;
+      case 0x40:
+        letter = 'I';
+        break;
+      case 0x80:
+        letter = 'L';
+        break;
+      case 0x100:
+        letter = 'O';
+        break;
+      case 0x200:
+        letter = 'G';
+        break;
+      case 0x400:
+        letter = 'T';
+        break;
+      case 0x800:
+        letter = 'C';
+        break;
+      case kExclude:
+        letter = 'E';
+        break;
+      default:
+        if ((machine == kEmX86_64 || machine == kEmL1om || machine == kEmK1om) &&
+            flag == 0x10000000) {
+          letter = 'l';
+        } else if (machine == kEmArm && flag == 0x20000000) {
+          letter = 'y';
+        } else if (machine == kEmPpc && flag == 0x10000000) {
+          letter = 'v';
+        } else if ((flag & kMaskOs) != 0) {
+          // As readelf: 'R' (retain) for GNU and FreeBSD, 'D' (mbind) also for NONE;
+          // otherwise one 'o' stands for all OS-specific bits.
+          const bool gnu = osabi == 3 || osabi == 9;
+          if (gnu && flag == kGnuRetain) {
+            letter = 'R';
+          } else if ((gnu || osabi == 0) && flag == kGnuMbind) {
+            letter = 'D';
+          } else {
+            letter = 'o';
+            flags &= ~kMaskOs;
+          }
+        } else if ((flag & kMaskProc) != 0) {
+          letter = 'p';
+          flags &= ~kMaskProc;
+        }
+    }
+    out += letter;
+  }
+  return out;
+}
+
+std::string segment_flag_letters(uint32_t flags) {
+  std::string out;
+  if ((flags & 4) != 0) out += 'R';
+  if ((flags & 2) != 0) out += 'W';
+  if ((flags & 1) != 0) out += 'X';
+  return out;
+}
+
+struct SectionHeader {
+  uint32_t name = 0;
+  uint32_t type = 0;
+  uint64_t flags = 0;
+  uint64_t addr = 0;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  uint32_t link = 0;
+  uint32_t info = 0;
+  uint64_t align = 0;
+  uint64_t entsize = 0;
+};
+
+struct ProgramHeader {
+  uint32_t type = 0;
+  uint32_t flags = 0;
+  uint64_t offset = 0;
+  uint64_t vaddr = 0;
+  uint64_t paddr = 0;
+  uint64_t filesz = 0;
+  uint64_t memsz = 0;
+  uint64_t align = 0;
+};
+
+class ElfReader {
+ public:
+  ElfReader(BinaryReader& reader, bool is64) : r_(reader), is64_(is64) {}
+  uint64_t word() { return is64_ ? r_.u64() : r_.u32(); }  // Elf_Addr, Elf_Off, Elf64_Xword
+
+  SectionHeader section() {
+    SectionHeader s;
+    s.name = r_.u32();
+    s.type = r_.u32();
+    s.flags = word();
+    s.addr = word();
+    s.offset = word();
+    s.size = word();
+    s.link = r_.u32();
+    s.info = r_.u32();
+    s.align = word();
+    s.entsize = word();
+    return s;
+  }
+
+  ProgramHeader segment() {
+    ProgramHeader p;
+    p.type = r_.u32();
+    if (is64_) p.flags = r_.u32();
+    p.offset = word();
+    p.vaddr = word();
+    p.paddr = word();
+    p.filesz = word();
+    p.memsz = word();
+    if (!is64_) p.flags = r_.u32();
+    p.align = word();
+    return p;
+  }
+
+ private:
+  BinaryReader& r_;
+  bool is64_;
+};
+
+// How many whole table entries of `entsize` bytes at `offset` the file holds, up to `count`.
+uint64_t entries_in_file(uint64_t offset, uint64_t entsize, uint64_t count, uint64_t file_size) {
+  if (offset >= file_size || entsize == 0) return 0;
+  return std::min(count, (file_size - offset) / entsize);
+}
+
+class Elf final : public Format {
+ public:
+  std::string_view name() const noexcept override { return "elf"; }
+  std::string_view description() const noexcept override {
+    return "ELF object file, executable, shared library or core dump (32/64-bit, LE/BE)";
+  }
+  std::string_view signature() const noexcept override { return "7f 45 4c 46 ('\\x7fELF') at 0"; }
+
+  bool detect(std::span<const std::byte> head, uint64_t) const override {
+    return head.size() >= kMagic.size() &&
+           std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
+  }
+
+  Layout parse(const ByteSource& source) const override {
+    Layout layout;
+    layout.magic = ByteRange{0, kMagic.size()};
+    auto& h = layout.header;
+    BinaryReader reader(source, Endian::little);
+    std::array<std::byte, 16> ident{};
+    if (!reader.read_into(ident)) {
+      layout.add_error("truncated e_ident: " + *reader.error());
+      return layout;
+    }
+    const auto id = [&](size_t i) { return std::to_integer<uint8_t>(ident[i]); };
+    const uint8_t cls = id(4), data = id(5), osabi = id(7);
+    if (cls == 1 || cls == 2) {
+      h["class"] = cls == 1 ? "ELF32" : "ELF64";
+    } else {
+      h["class"] = cls;
+      layout.add_error("invalid EI_CLASS " + std::to_string(cls) + " (expected 1 or 2)");
+    }
+    if (data == 1 || data == 2) {
+      h["data"] = data == 1 ? "little endian" : "big endian";
+    } else {
+      h["data"] = data;
+      layout.add_error("invalid EI_DATA " + std::to_string(data) + " (expected 1 or 2)");
+    }
+    h["ident_version"] = id(6);
+    if (!layout.errors.empty()) return layout;
+    const bool is64 = cls == 2;
+    reader.set_endian(data == 1 ? Endian::little : Endian::big);
+    ElfReader elf(reader, is64);
+
+    const uint16_t type = reader.u16();
+    const uint16_t machine = reader.u16();
+    const uint32_t version = reader.u32();
+    const uint64_t entry = elf.word();
+    const uint64_t phoff = elf.word();
+    const uint64_t shoff = elf.word();
+    const uint32_t flags = reader.u32();
+    const uint16_t ehsize = reader.u16();
+    const uint16_t phentsize = reader.u16();
+    const uint16_t e_phnum = reader.u16();
+    const uint16_t shentsize = reader.u16();
+    const uint16_t e_shnum = reader.u16();
+    const uint16_t e_shstrndx = reader.u16();
+    if (!reader.ok()) {
+      layout.add_error("truncated ELF header: " + *reader.error());
+      return layout;
+    }
+    h["osabi"] = name_or_number(osabi_name(osabi, machine), osabi);
+    h["osabi_number"] = osabi;
+    h["abi_version"] = id(8);
+    h["type"] = name_or_number(lookup(kTypes, type), type);
+    h["type_number"] = type;
+    h["machine"] = name_or_number(lookup(kMachines, machine), machine);
+    h["machine_number"] = machine;
+    h["version"] = version;
+    h["entry"] = entry;
+    h["flags"] = flags;
+    h["ehsize"] = ehsize;
+    h["phoff"] = phoff;
+    h["phentsize"] = phentsize;
+    h["shoff"] = shoff;
+    h["shentsize"] = shentsize;
+    const uint64_t shdr_size = is64 ? 64 : 40;
+    const uint64_t phdr_size = is64 ? 56 : 32;
+
+    // Section header 0 holds the real counts when they do not fit the ELF header's fields.
+    std::optional<SectionHeader> section0;
+    const bool sections_usable = shoff != 0 && shentsize >= shdr_size;
+    if (shoff != 0 && shentsize < shdr_size) {
+      layout.add_error("e_shentsize " + std::to_string(shentsize) +
+                       " is smaller than a section header (" + std::to_string(shdr_size) +
+                       " bytes); sections ignored");
+    }
+    if (sections_usable) {
+      BinaryReader r0(source, reader.endian());
+      ElfReader e0(r0, is64);
+      r0.seek(shoff);
+      const SectionHeader s = e0.section();
+      if (r0.ok()) {
+        section0 = s;
+      } else {
+        layout.add_error("section header table at " + std::to_string(shoff) +
+                         " lies outside the file");
+      }
+    }
+    uint64_t shnum = e_shnum;
+    if (e_shnum == 0 && section0) shnum = section0->size;
+    if (!section0) shnum = 0;
+    uint64_t shstrndx = e_shstrndx;
+    if (e_shstrndx == kShnXindex) {
+      if (section0) {
+        shstrndx = section0->link;
+      } else {
+        layout.add_error("e_shstrndx is SHN_XINDEX but there is no section header 0");
+        shstrndx = 0;
+      }
+    } else if (e_shstrndx >= kShnLoreserve) {
+      layout.add_error("e_shstrndx " + std::to_string(e_shstrndx) + " is a reserved index");
+      shstrndx = 0;
+    }
+    uint64_t phnum = e_phnum;
+    if (e_phnum == kPnXnum) {
+      if (section0) {
+        phnum = section0->info;
+      } else {
+        layout.add_error("e_phnum is PN_XNUM but there is no section header 0 to hold the count");
+        phnum = 0;
+      }
+    }
+    if (phnum != 0 && phentsize < phdr_size) {
+      layout.add_error("e_phentsize " + std::to_string(phentsize) +
+                       " is smaller than a program header (" + std::to_string(phdr_size) +
+                       " bytes); program headers ignored");
+      phnum = 0;
+    }
+    h["phnum"] = phnum;
+    h["shnum"] = shnum;
+    h["shstrndx"] = shstrndx;
+
+    h["segments"] =
+        read_segments(source, reader.endian(), is64, phoff, phentsize, phnum, machine, layout);
+    h["sections"] = Json::array();
+    read_sections(source, reader.endian(), is64, shoff, shentsize, shnum, shstrndx, machine, osabi,
+                  layout);
+    return layout;
+  }
+
+ private:
+  static Json read_segments(const ByteSource& source, Endian endian, bool is64, uint64_t phoff,
+                            uint64_t phentsize, uint64_t phnum, uint16_t machine, Layout& layout) {
+    Json out = Json::array();
+    if (phnum == 0) return out;
+    uint64_t count = phnum;
+    if (count > kMaxSegments) {
+      layout.add_error(std::to_string(phnum) + " program headers exceed the limit of " +
+                       std::to_string(kMaxSegments) + "; only the first are shown");
+      count = kMaxSegments;
+    }
+    const uint64_t present = entries_in_file(phoff, phentsize, count, source.size());
+    if (present < count) {
+      layout.add_error("program header table (" + std::to_string(phnum) + " entries of " +
+                       std::to_string(phentsize) + " bytes at " + std::to_string(phoff) +
+                       ") runs past the end of the file; " + std::to_string(present) +
+                       " entries read");
+    }
+    BinaryReader r(source, endian);
+    ElfReader elf(r, is64);
+    for (uint64_t i = 0; i < present; ++i) {
+      r.seek(phoff + i * phentsize);  // cannot overflow: inside the file (entries_in_file)
+      const ProgramHeader p = elf.segment();
+      if (!r.ok()) {
+        layout.add_error("cannot read program header " + std::to_string(i) + ": " + *r.error());
+        break;
+      }
+      out.push_back(Json{{"type", name_or_number(segment_type_name(p.type, machine), p.type)},
+                         {"type_number", p.type},
+                         {"flags", segment_flag_letters(p.flags)},
+                         {"flags_number", p.flags},
+                         {"offset", p.offset},
+                         {"vaddr", p.vaddr},
+                         {"paddr", p.paddr},
+                         {"filesz", p.filesz},
+                         {"memsz", p.memsz},
+                         {"align", p.align}});
+    }
+    return out;
+  }
+
+  // The NUL-terminated name at `offset` in the string table [table, table + table_size).
+  static std::optional<std::string> read_name(BinaryReader& r, uint64_t table, uint64_t table_size,
+                                              uint64_t offset, bool& terminated) {
+    terminated = true;
+    if (offset >= table_size) return std::nullopt;
+    const uint64_t limit = std::min(table_size - offset, kMaxNameBytes);
+    std::string name;
+    std::array<std::byte, 64> chunk{};
+    r.seek(table + offset);
+    while (name.size() < limit) {
+      const auto n = static_cast<size_t>(std::min<uint64_t>(chunk.size(), limit - name.size()));
+      if (!r.read_into(std::span(chunk).first(n))) return std::nullopt;
+      for (size_t i = 0; i < n; ++i) {
+        if (chunk[i] == std::byte{0}) return name;
+        name.push_back(static_cast<char>(chunk[i]));
+      }
+    }
+    terminated = false;
+    return name;
+  }
+
+  static void read_sections(const ByteSource& source, Endian endian, bool is64, uint64_t shoff,
+                            uint64_t shentsize, uint64_t shnum, uint64_t shstrndx, uint16_t machine,
+                            uint8_t osabi, Layout& layout) {
+    if (shnum == 0) return;
+    uint64_t count = shnum;
+    if (count > kMaxSections) {
+      layout.add_error(std::to_string(shnum) + " sections exceed the limit of " +
+                       std::to_string(kMaxSections) + "; only the first are shown");
+      count = kMaxSections;
+    }
+    const uint64_t present = entries_in_file(shoff, shentsize, count, source.size());
+    if (present < count) {
+      layout.add_error("section header table (" + std::to_string(shnum) + " entries of " +
+                       std::to_string(shentsize) + " bytes at " + std::to_string(shoff) +
+                       ") runs past the end of the file; " + std::to_string(present) +
+                       " entries read");
+    }
+    std::vector<SectionHeader> sections;
+    sections.reserve(static_cast<size_t>(present));
+    {
+      BinaryReader r(source, endian);
+      ElfReader elf(r, is64);
+      for (uint64_t i = 0; i < present; ++i) {
+        r.seek(shoff + i * shentsize);  // inside the file (entries_in_file)
+        const SectionHeader s = elf.section();
+        if (!r.ok()) {
+          layout.add_error("cannot read section header " + std::to_string(i) + ": " + *r.error());
+          break;
+        }
+        sections.push_back(s);
+      }
+    }
+
+    // The section name string table, clipped to the file.
+    uint64_t strtab = 0, strtab_size = 0;
+    bool have_names = false;
+    if (shstrndx != 0) {
+      if (shstrndx >= sections.size()) {
+        layout.add_error("section name table index " + std::to_string(shstrndx) +
+                         " is not a section that was read");
+      } else if (const auto& s = sections[static_cast<size_t>(shstrndx)]; s.type == kShtNobits) {
+        layout.add_error("section name table (section " + std::to_string(shstrndx) +
+                         ") has no bytes in the file");
+      } else if (s.offset > source.size()) {
+        layout.add_error("section name table offset " + std::to_string(s.offset) +
+                         " lies past the end of the file");
+      } else {
+        strtab = s.offset;
+        strtab_size = std::min(s.size, source.size() - s.offset);
+        if (strtab_size < s.size)
+          layout.add_error("section name table runs past the end of the file");
+        have_names = true;
+      }
+    }
+
+    BinaryReader names(source, endian);
+    Json& out = layout.header["sections"];
+    for (size_t i = 0; i < sections.size(); ++i) {
+      const SectionHeader& s = sections[i];
+      Json name = nullptr;
+      std::string slice_name;
+      if (have_names) {
+        bool terminated = true;
+        const auto text = read_name(names, strtab, strtab_size, s.name, terminated);
+        if (text) {
+          slice_name = utf8_or_escaped(*text);
+          name = slice_name;
+          if (!terminated)
+            layout.add_error("name of section " + std::to_string(i) +
+                             " is not NUL-terminated within " + std::to_string(kMaxNameBytes) +
+                             " bytes of the name table");
+        } else {
+          layout.add_error("name offset " + std::to_string(s.name) + " of section " +
+                           std::to_string(i) + " lies outside the section name table");
+        }
+      }
+      const Json type = name_or_number(section_type_name(s.type, machine), s.type);
+      const std::string letters = section_flag_letters(s.flags, machine, osabi);
+      out.push_back(Json{{"index", i},
+                         {"name", name},
+                         {"type", type},
+                         {"type_number", s.type},
+                         {"flags", letters},
+                         {"flags_number", s.flags},
+                         {"addr", s.addr},
+                         {"offset", s.offset},
+                         {"size", s.size},
+                         {"link", s.link},
+                         {"info", s.info},
+                         {"align", s.align},
+                         {"entsize", s.entsize}});
+      // Section 0 and other SHT_NULL sections are inactive; SHT_NOBITS occupy no file bytes.
+      if (i == 0 || s.type == kShtNull || s.type == kShtNobits || s.size == 0) continue;
+      if (!range_within(s.offset, s.size, source.size())) {
+        layout.add_error("section " + std::to_string(i) + " (" +
+                         (name.is_string() ? slice_name : "?") + ") [" + std::to_string(s.offset) +
+                         "+" + std::to_string(s.size) + "] runs past the end of the file");
+        continue;
+      }
+      if (slice_name.empty()) slice_name = "section_" + std::to_string(i);
+      layout.slices.push_back(Slice{slice_name,
+                                    {s.offset, s.size},
+                                    Json{{"index", i},
+                                         {"type", type},
+                                         {"flags", letters},
+                                         {"addr", s.addr},
+                                         {"align", s.align}}});
+    }
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Format> make_elf() {
+  return std::make_unique<Elf>();
+}
+
+}  // namespace payloadfs::formats
