@@ -10,10 +10,16 @@ packages=(
   fuse3
   # tests: GoogleTest, and the real tools that write and check fixtures
   googletest libgtest-dev python3 python3-numpy xxd jq attr coreutils
-  sqlite3 sqlite3-tools nodejs npm pngcheck python3-pil sox python3-soundfile
+  sqlite3 sqlite3-tools pngcheck python3-pil sox python3-soundfile
   tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
 )
 if [ "$#" -gt 0 ]; then packages+=("$@"); fi
+# Node.js and npm (the GGUF reference parser comes from npm): Debian's packages unless the
+# machine already has both commands (a nodesource nodejs bundles npm and conflicts with
+# Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
