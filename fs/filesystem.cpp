@@ -33,6 +33,13 @@ struct timespec wall_now() {
   return ts;
 }
 
+// The source directory whose watch reports changes to the node at `path` (a payload's
+// entries all have their source file's path).
+std::string parent_of(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
 // Read permission is what a source grants; directories get x wherever they get r.
 mode_t file_mode(mode_t source) {
   return S_IFREG | (source & 0444);
@@ -106,8 +113,10 @@ std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string
       auto st = root_.stat(path);
       if (const int* err = std::get_if<int>(&st)) return *err == ENOTDIR ? ENOENT : *err;
       const auto& s = std::get<struct stat>(st);
-      if (S_ISDIR(s.st_mode))
+      if (S_ISDIR(s.st_mode)) {
+        if (watcher_ != nullptr) watcher_->watch(path);  // before the kernel caches anything
         return NodeKey{NodeKind::source_dir, s.st_dev, s.st_ino, path, "", 0, 0};
+      }
       if (S_ISREG(s.st_mode))
         return NodeKey{NodeKind::payload_dir, s.st_dev, s.st_ino, path, "", 0, 0};
       return ENOENT;  // symlinks, devices, FIFOs, sockets are not shown
@@ -227,10 +236,68 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
   return st;
 }
 
+bool Filesystem::watched(const std::string& dir) const {
+  return watcher_ != nullptr && watcher_->watching(dir);
+}
+
 double Filesystem::attr_timeout(const NodeKey& key) const {
   // stats.json changes size between calls: never let the kernel cache its attributes.
   if (key.kind == NodeKind::control_file && key.sub == "stats.json") return 0.0;
-  return options_.attr_timeout;
+  if (key.kind == NodeKind::control_dir || key.kind == NodeKind::control_file)
+    return MountOptions::kWatchedTimeout;
+  return options_.attr_timeout.value_or(watched(parent_of(key.path))
+                                            ? MountOptions::kWatchedTimeout
+                                            : MountOptions::kUnwatchedTimeout);
+}
+
+double Filesystem::entry_timeout(const std::string& parent_dir) const {
+  return options_.entry_timeout.value_or(watched(parent_dir) ? MountOptions::kWatchedTimeout
+                                                             : MountOptions::kUnwatchedTimeout);
+}
+
+double Filesystem::negative_timeout(const std::string& parent_dir) const {
+  return options_.negative_timeout.value_or(watched(parent_dir) ? MountOptions::kWatchedTimeout
+                                                                : MountOptions::kUnwatchedTimeout);
+}
+
+void Filesystem::attach(fuse_session* session) {
+  session_ = session;
+  if (!options_.watch_sources) return;
+  watcher_ = SourceWatcher::start(root_.path(), [this](const auto& changes, bool overflow) {
+    on_source_changes(changes, overflow);
+  });
+  if (!watcher_ || !watcher_->watch("")) {
+    watcher_.reset();
+    fuse_log(FUSE_LOG_WARNING,
+             "payloadfs: cannot watch %s for changes; changes show within %.0f s\n",
+             root_.path().c_str(), MountOptions::kUnwatchedTimeout);
+  }
+}
+
+void Filesystem::detach() {
+  watcher_.reset();  // joins the watcher thread: no notification after this
+  session_ = nullptr;
+}
+
+// Runs on the watcher's thread, never inside a request: telling the kernel to drop cached
+// entries while it waits for one of our replies could deadlock.
+void Filesystem::on_source_changes(const std::vector<SourceWatcher::Change>& changes,
+                                   bool overflow) {
+  if (session_ == nullptr) return;
+  if (overflow) {  // events were lost: every cached attribute is suspect
+    for (const fuse_ino_t ino : inodes_.all())
+      fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    return;
+  }
+  for (const auto& change : changes) {
+    for (const auto& [ino, kind] : inodes_.nodes_of(change.dir)) {
+      if (kind != NodeKind::source_dir) continue;
+      fuse_lowlevel_notify_inval_entry(session_, ino, change.name.c_str(), change.name.size());
+      fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);  // its mtime and listing
+    }
+    for (const auto& [ino, kind] : inodes_.nodes_of(SourceRoot::join(change.dir, change.name)))
+      fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+  }
 }
 
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -242,7 +309,9 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (*err == ENOENT) {
       // A negative entry the kernel may cache for negative_timeout.
       fuse_entry_param negative{};
-      negative.entry_timeout = options_.negative_timeout;
+      const NodeKey& p = std::get<Resolved>(resolved).key;
+      negative.entry_timeout =
+          negative_timeout(p.kind == NodeKind::source_dir ? p.path : parent_of(p.path));
       fuse_reply_entry(req, &negative);
       return;
     }
@@ -263,7 +332,7 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   entry.attr.st_ino = entry.ino;
   entry.generation = 0;
   entry.attr_timeout = attr_timeout(k);
-  entry.entry_timeout = options_.entry_timeout;
+  entry.entry_timeout = entry_timeout(parent_of(k.path));
   fuse_reply_entry(req, &entry);
 }
 
@@ -400,7 +469,7 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
           entry.ino = inodes_.acquire(key);
           entry.attr.st_ino = entry.ino;
           entry.attr_timeout = attr_timeout(key);
-          entry.entry_timeout = options_.entry_timeout;
+          entry.entry_timeout = entry_timeout(parent_of(key.path));
         } else {
           continue;  // vanished since opendir
         }

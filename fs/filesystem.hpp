@@ -20,6 +20,7 @@
 #include "fs/node.hpp"
 #include "fs/open_handles.hpp"
 #include "fs/options.hpp"
+#include "fs/source_watcher.hpp"
 #include "fs/stats.hpp"
 
 namespace payloadfs {
@@ -44,6 +45,11 @@ class Filesystem {
   // Replies with an error and counts it.
   void reply_error(fuse_req_t req, int error);
 
+  // Starts watching SRC for changes (once the session exists, so the kernel's caches can be
+  // told), and stops before the session goes away.
+  void attach(fuse_session* session);
+  void detach();
+
  private:
   struct Resolved {
     NodeKey key;
@@ -56,6 +62,10 @@ class Filesystem {
   [[nodiscard]] std::variant<struct stat, int> attributes(const NodeKey& key,
                                                           const Payload* payload);
   [[nodiscard]] double attr_timeout(const NodeKey& key) const;
+  [[nodiscard]] double entry_timeout(const std::string& parent_dir) const;
+  [[nodiscard]] double negative_timeout(const std::string& parent_dir) const;
+  [[nodiscard]] bool watched(const std::string& dir) const;
+  void on_source_changes(const std::vector<SourceWatcher::Change>& changes, bool overflow);
   [[nodiscard]] std::string control_file(std::string_view name) const;
   [[nodiscard]] std::string stats_json() const;
   [[nodiscard]] std::string formats_json() const;
@@ -68,6 +78,8 @@ class Filesystem {
   Stats stats_;
   HandleTable<OpenFile> files_;
   HandleTable<OpenDir> dirs_;
+  fuse_session* session_ = nullptr;
+  std::unique_ptr<SourceWatcher> watcher_;  // null when SRC is not watched
   const std::chrono::steady_clock::time_point started_;
   const struct timespec started_wall_;
 };

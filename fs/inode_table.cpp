@@ -35,6 +35,7 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser: spreads FNV's weak high bit
 
 InodeTable::InodeTable(NodeKey root) {
   by_key_.emplace(root, FUSE_ROOT_ID);
+  by_path_.emplace(root.path, FUSE_ROOT_ID);
   by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1, std::nullopt});
 }
 
@@ -62,6 +63,7 @@ fuse_ino_t InodeTable::acquire(const NodeKey& key) {
   fuse_ino_t ino = preferred(key);
   while (ino < kFirstHashed || by_ino_.contains(ino)) ino = mix(ino + 1);
   by_key_.emplace(key, ino);
+  by_path_.emplace(key.path, ino);
   by_ino_.emplace(ino, Entry{key, 1, std::nullopt});
   return ino;
 }
@@ -74,6 +76,13 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t count) {
   if (it->second.lookups > count) {
     it->second.lookups -= count;
     return;
+  }
+  auto [first, last] = by_path_.equal_range(it->second.key.path);
+  for (auto p = first; p != last; ++p) {
+    if (p->second == ino) {
+      by_path_.erase(p);
+      break;
+    }
   }
   by_key_.erase(it->second.key);
   by_ino_.erase(it);
@@ -98,6 +107,23 @@ bool InodeTable::same_version_as_last_open(fuse_ino_t ino, const SourceIdentity&
 size_t InodeTable::size() const {
   const std::lock_guard lock(mutex_);
   return by_ino_.size();
+}
+
+std::vector<std::pair<fuse_ino_t, NodeKind>> InodeTable::nodes_of(const std::string& path) const {
+  const std::lock_guard lock(mutex_);
+  std::vector<std::pair<fuse_ino_t, NodeKind>> out;
+  auto [first, last] = by_path_.equal_range(path);
+  for (auto it = first; it != last; ++it)
+    out.emplace_back(it->second, by_ino_.at(it->second).key.kind);
+  return out;
+}
+
+std::vector<fuse_ino_t> InodeTable::all() const {
+  const std::lock_guard lock(mutex_);
+  std::vector<fuse_ino_t> out;
+  out.reserve(by_ino_.size());
+  for (const auto& [ino, entry] : by_ino_) out.push_back(ino);
+  return out;
 }
 
 }  // namespace payloadfs

@@ -11,6 +11,8 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "core/payload.hpp"
 #include "fs/node.hpp"
@@ -32,6 +34,11 @@ class InodeTable {
   // it last opened. Records `version` as the latest.
   [[nodiscard]] bool same_version_as_last_open(fuse_ino_t ino, const SourceIdentity& version);
   [[nodiscard]] size_t size() const;
+  // Every known node belonging to the source object at `path` (all entries of a payload, or a
+  // source directory), for invalidating the kernel's caches when that source changes.
+  [[nodiscard]] std::vector<std::pair<fuse_ino_t, NodeKind>> nodes_of(
+      const std::string& path) const;
+  [[nodiscard]] std::vector<fuse_ino_t> all() const;
 
  private:
   struct KeyHash {
@@ -49,6 +56,7 @@ class InodeTable {
   mutable std::mutex mutex_;
   std::unordered_map<fuse_ino_t, Entry> by_ino_;
   std::unordered_map<NodeKey, fuse_ino_t, KeyHash> by_key_;
+  std::unordered_multimap<std::string, fuse_ino_t> by_path_;
 };
 
 }  // namespace payloadfs

@@ -2,17 +2,21 @@
 
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cmath>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -28,11 +32,14 @@ namespace {
 
 using payloadfs::MountOptions;
 
+constexpr double kUnset = std::numeric_limits<double>::quiet_NaN();
+
 // Filled by fuse_opt_parse, so plain fields only.
 struct CliConfig {
-  double entry_timeout = 1.0;
-  double attr_timeout = 1.0;
-  double negative_timeout = 1.0;
+  double entry_timeout = kUnset;
+  double attr_timeout = kUnset;
+  double negative_timeout = kUnset;
+  int inotify = -1;
   unsigned cache_entries = 4096;
   int help = 0;
   int version = 0;
@@ -47,6 +54,7 @@ const fuse_opt kOptions[] = {
     {"attr_timeout=%lf", offsetof(CliConfig, attr_timeout), 0},
     {"negative_timeout=%lf", offsetof(CliConfig, negative_timeout), 0},
     {"cache_entries=%u", offsetof(CliConfig, cache_entries), 0},
+    {"inotify=%d", offsetof(CliConfig, inotify), 0},
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -91,9 +99,12 @@ void print_help() {
       "    -V, --version          print the version\n"
       "    --inspect FILE         print FILE's header.json without mounting\n"
       "    --slices               with --inspect: print slices.json instead\n"
-      "    -o entry_timeout=S     seconds names are cached by the kernel (default 1)\n"
-      "    -o attr_timeout=S      seconds attributes are cached by the kernel (default 1)\n"
-      "    -o negative_timeout=S  seconds missing names are cached (default 1)\n"
+      "    -o entry_timeout=S     seconds names are cached by the kernel\n"
+      "    -o attr_timeout=S      seconds attributes are cached by the kernel\n"
+      "    -o negative_timeout=S  seconds missing names are cached\n"
+      "                           (defaults: 86400 where SRC is watched with inotify, which\n"
+      "                           invalidates what changes; 1 where it is not)\n"
+      "    -o inotify=0|1         watch SRC for changes (default 1; 0 on network filesystems)\n"
       "    -o cache_entries=N     parsed payloads (and their mappings) kept (default 4096)\n"
       "\n");
   fuse_cmdline_help();
@@ -116,6 +127,25 @@ struct LoopConfigDeleter {
 struct MountpointDeleter {
   void operator()(char* p) const { std::free(p); }
 };
+
+bool is_remote_filesystem(const char* path) {
+  struct statfs fs {};
+  if (::statfs(path, &fs) != 0) return false;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0x6969:      // NFS
+    case 0xFF534D42:  // CIFS
+    case 0xFE534D42:  // SMB2
+    case 0x517B:      // SMB
+    case 0x65735546:  // FUSE
+    case 0x01021997:  // 9P
+    case 0x00C36400:  // Ceph
+    case 0x47504653:  // GPFS
+    case 0x0BD00BD0:  // Lustre
+      return true;
+    default:
+      return false;
+  }
+}
 
 bool check_mountpoint(const char* mountpoint) {
   struct stat st {};
@@ -156,7 +186,9 @@ int run(int argc, char** argv) {
                  config.positional == 0 ? "missing SRC and MNT" : "missing MNT");
     return 2;
   }
-  if (config.entry_timeout < 0 || config.attr_timeout < 0 || config.negative_timeout < 0) {
+  const auto bad_timeout = [](double t) { return t < 0; };  // false for NaN (unset)
+  if (bad_timeout(config.entry_timeout) || bad_timeout(config.attr_timeout) ||
+      bad_timeout(config.negative_timeout)) {
     std::fprintf(stderr, "payloadfs: timeouts must not be negative\n");
     return 2;
   }
@@ -194,10 +226,14 @@ int run(int argc, char** argv) {
   if (!check_mountpoint(mountpoint.get())) return 1;
 
   MountOptions options;
-  options.entry_timeout = config.entry_timeout;
-  options.attr_timeout = config.attr_timeout;
-  options.negative_timeout = config.negative_timeout;
+  const auto set = [](double t) { return std::isnan(t) ? std::nullopt : std::optional<double>(t); };
+  options.entry_timeout = set(config.entry_timeout);
+  options.attr_timeout = set(config.attr_timeout);
+  options.negative_timeout = set(config.negative_timeout);
   options.cache_entries = config.cache_entries;
+  // inotify sees local changes only: on network and FUSE sources, rely on short timeouts.
+  options.watch_sources =
+      config.inotify == -1 ? !is_remote_filesystem(resolved) : config.inotify != 0;
   payloadfs::Filesystem filesystem(std::get<payloadfs::SourceRoot>(std::move(root)),
                                    payloadfs::Registry::with_builtins(), options);
 
@@ -218,6 +254,7 @@ int run(int argc, char** argv) {
     fuse_set_log_func(log_to_syslog);
   }
   fuse_daemonize(cmdline.foreground);
+  filesystem.attach(session.get());  // after daemonizing: its thread must live in the daemon
 
   int status = 0;
   if (cmdline.singlethread) {
@@ -229,6 +266,7 @@ int run(int argc, char** argv) {
     fuse_loop_cfg_set_idle_threads(loop.get(), cmdline.max_idle_threads);
     status = fuse_session_loop_mt(session.get(), loop.get());
   }
+  filesystem.detach();
   fuse_session_unmount(session.get());
   fuse_remove_signal_handlers(session.get());
   // The loop reports the signal that ended it (SIGTERM, SIGINT, SIGHUP): a clean exit.

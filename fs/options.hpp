@@ -2,15 +2,23 @@
 // payloadfs's own mount options (-o name=value); the rest go to libfuse.
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 namespace payloadfs {
 
 struct MountOptions {
-  double entry_timeout = 1.0;     // seconds the kernel may cache a name -> node answer
-  double attr_timeout = 1.0;      // seconds the kernel may cache attributes
-  double negative_timeout = 1.0;  // seconds the kernel may cache "no such name"
-  size_t cache_entries = 4096;    // payloads (mappings + parsed layouts) kept
+  // Seconds the kernel may cache names, attributes and "no such name" answers. Unset means:
+  // kWatchedTimeout where SRC's changes are watched (inotify invalidates exactly what
+  // changed), kUnwatchedTimeout elsewhere (changes show when the cache expires).
+  std::optional<double> entry_timeout;
+  std::optional<double> attr_timeout;
+  std::optional<double> negative_timeout;
+  bool watch_sources = true;    // -o inotify=0 turns it off
+  size_t cache_entries = 4096;  // payloads (mappings + parsed layouts) kept
+
+  static constexpr double kWatchedTimeout = 86400.0;
+  static constexpr double kUnwatchedTimeout = 1.0;
 };
 
 }  // namespace payloadfs

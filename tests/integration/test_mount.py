@@ -303,6 +303,36 @@ print("ok")
         finally:
             shutil.rmtree(src)
 
+    def test_watched_sources_update_despite_long_timeouts(self):
+        """Default timeouts are long where SRC is watched: inotify must invalidate what changed."""
+        src = self.tmp / "watched"
+        (src / "sub").mkdir(parents=True)
+        f = src / "sub" / "f.bin"
+        f.write_bytes(b"A" * 100)
+        try:
+            with mounted(src) as mnt:
+                header = mnt / "sub" / "f.bin" / "header.json"
+                size = lambda: json.loads(header.read_text())["size"]
+                self.assertEqual(size(), 100)
+                self.assertEqual(os.stat(header).st_size, len(header.read_bytes()))
+                self.assertFalse(os.path.exists(mnt / "sub" / "new.bin"))  # cached as missing
+                f.write_bytes(b"B" * 7)
+                wait_until(lambda: size() == 7, timeout=10, what="header.json to show the new size")
+                self.assertEqual(os.stat(header).st_size, len(header.read_bytes()))
+                self.assertEqual((mnt / "sub" / "f.bin" / "range" / "0-7").read_bytes(), b"B" * 7)
+                (src / "sub" / "new.bin").write_bytes(b"new")
+                wait_until(lambda: os.path.exists(mnt / "sub" / "new.bin"), timeout=10, what="new file")
+                self.assertIn("new.bin", os.listdir(mnt / "sub"))
+                f.unlink()
+                wait_until(lambda: not os.path.exists(mnt / "sub" / "f.bin"), timeout=10, what="removal")
+                self.assertNotIn("f.bin", os.listdir(mnt / "sub"))
+                os.rename(src / "sub" / "new.bin", src / "sub" / "renamed.bin")
+                # Invalidation is asynchronous (milliseconds): wait for both sides of the rename.
+                wait_until(lambda: os.path.exists(mnt / "sub" / "renamed.bin"), timeout=10, what="rename")
+                wait_until(lambda: not os.path.exists(mnt / "sub" / "new.bin"), timeout=10, what="old name")
+        finally:
+            shutil.rmtree(src)
+
     def test_inspect_without_mounting(self):
         path = self.src / "arrays" / "structured.npy"
         out = json.loads(run(BIN, "--inspect", path).stdout)
