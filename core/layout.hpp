@@ -2,6 +2,7 @@
 // What a format parser says about one file: its header, its named byte slices and its errors.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,9 +26,32 @@ struct Slice {
   Json attributes = Json::object();
 };
 
+// One record of a RecordTable: where its bytes are, and a format-defined tag (a block type,
+// an interface number) that helps read its attributes back. 16 bytes.
+struct Record {
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  uint32_t tag = 0;
+};
+static_assert(sizeof(Record) == 16);
+
+class ByteSource;
+
+// A numbered family of slices (the packets of a capture, the messages of a topic), kept at
+// 16 bytes per record however many there are. They appear as raw/<dir>/<i>, i zero-padded to
+// the width of the largest index so that `ls` sorts them; their attributes are read back from
+// the file when slices.json is rendered.
+struct RecordTable {
+  std::string dir;
+  std::vector<Record> records;
+  // Attributes of one record, read through `source`; may be empty (no attributes).
+  std::function<Json(const ByteSource& source, const Record& record)> attributes;
+};
+
 struct Layout {
   Json header = Json::object();
   std::vector<Slice> slices;
+  std::vector<RecordTable> tables;  // after the slices, in this order
   std::vector<std::string> errors;
   // The format's signature bytes; unset for formats without a fixed signature.
   std::optional<ByteRange> magic;

@@ -1,5 +1,6 @@
 #include "core/payload.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -38,8 +39,19 @@ std::string dump(const Json& json) {
   return json.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
-// Keeps only slices inside the file; each one outside becomes an error.
+// Keeps only slices and records inside the file; each slice outside becomes an error, and
+// each table with records outside, one error.
 void drop_out_of_range(Layout& layout, uint64_t size) {
+  for (auto& table : layout.tables) {
+    const auto outside =
+        std::remove_if(table.records.begin(), table.records.end(),
+                       [size](const Record& r) { return !range_within(r.offset, r.length, size); });
+    if (const auto dropped = static_cast<uint64_t>(table.records.end() - outside); dropped != 0) {
+      layout.add_error(std::to_string(dropped) + " records of '" + utf8_or_escaped(table.dir) +
+                       "' lie outside the file");
+      table.records.erase(outside, table.records.end());
+    }
+  }
   std::vector<Slice> kept;
   kept.reserve(layout.slices.size());
   for (auto& slice : layout.slices) {
@@ -102,11 +114,13 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
   if (!source.read_exact(layout.magic->offset, magic)) magic.clear();
 
   return std::shared_ptr<const Payload>(new Payload(std::move(rel_path), st, std::move(map), mapped,
-                                                    std::move(layout), format.name(), magic));
+                                                    std::move(layout), format.name(), magic,
+                                                    source));
 }
 
 Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool mapped,
-                 Layout layout, std::string_view format, std::span<const std::byte> magic_bytes)
+                 Layout layout, std::string_view format, std::span<const std::byte> magic_bytes,
+                 const ByteSource& source)
     : path_(std::move(path)),
       stat_(st),
       map_(std::move(map)),
@@ -114,8 +128,12 @@ Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool m
       format_(format),
       magic_(*layout.magic),
       slices_(std::move(layout.slices)),
+      tables_(std::move(layout.tables)),
       errors_(std::move(layout.errors)),
-      tree_(slices_) {
+      tree_(slices_, tables_),
+      slices_json_(slices_, tables_, tree_, source) {
+  uint64_t slice_count = slices_.size();
+  for (const auto& table : tables_) slice_count += table.records.size();
   Json header = Json::object();
   header["path"] = utf8_or_escaped(path_);
   header["size"] = size();
@@ -125,7 +143,7 @@ Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool m
   header["magic"] = to_hex(magic_bytes);
   header["magic_offset"] = magic_.offset;
   header["header"] = std::move(layout.header);
-  header["slice_count"] = slices_.size();
+  header["slice_count"] = slice_count;
   if (!errors_.empty()) {
     Json errors = Json::array();
     for (const auto& e : errors_) errors.push_back(utf8_or_escaped(e));
@@ -133,17 +151,34 @@ Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool m
   }
   header_json_ = dump(header);
 
-  Json slices = Json::array();
-  for (size_t i = 0; i < slices_.size(); ++i) {
-    const Slice& slice = slices_[i];
-    Json entry = {{"name", utf8_or_escaped(slice.name)},
-                  {"path", "raw/" + utf8_or_escaped(tree_.slice_path(i))},
-                  {"offset", slice.range.offset},
-                  {"length", slice.range.length}};
-    for (const auto& [key, value] : slice.attributes.items()) entry[key] = value;
-    slices.push_back(std::move(entry));
+  // Text held, twice the slices' rendered size for their in-memory form, a few hundred
+  // bytes per tree node, 16 per record.
+  memory_estimate_ = sizeof(Payload) + path_.size() + header_json_.size() +
+                     3 * slices_json_.head().size() + 256 * (slices_.size() + tables_.size() + 1);
+  for (const auto& table : tables_) memory_estimate_ += table.records.size() * sizeof(Record);
+}
+
+std::optional<ByteRange> Payload::range_of(const SliceTree::Entry& entry) const {
+  switch (entry.kind) {
+    case SliceTree::Entry::Kind::slice:
+      return slices_.at(tree_.node(entry.node).slice).range;
+    case SliceTree::Entry::Kind::record: {
+      const auto table = tree_.node(entry.node).table;
+      if (!table) return std::nullopt;
+      const Record& r = tables_.at(*table).records.at(entry.record);
+      return ByteRange{r.offset, r.length};
+    }
+    default:
+      return std::nullopt;
   }
-  slices_json_ = dump(slices);
+}
+
+std::string Payload::slices_json_text(const ByteSource& source) const {
+  std::string out;
+  SlicesJson::Piece piece;
+  while (out.size() < slices_json_size() && slices_json_piece(out.size(), source, piece))
+    out.append(piece.text, out.size() - piece.start);
+  return out;
 }
 
 std::span<const std::byte> Payload::bytes(ByteRange range) const noexcept {

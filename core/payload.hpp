@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 #include "core/mapped_file.hpp"
 #include "core/registry.hpp"
 #include "core/slice_tree.hpp"
+#include "core/slices_json.hpp"
 
 namespace payloadfs {
 
@@ -43,11 +45,28 @@ class Payload {
   [[nodiscard]] uint64_t size() const noexcept { return static_cast<uint64_t>(stat_.st_size); }
   [[nodiscard]] std::string_view format() const noexcept { return format_; }
   [[nodiscard]] const std::string& header_json() const noexcept { return header_json_; }
-  [[nodiscard]] const std::string& slices_json() const noexcept { return slices_json_; }
+  // slices.json: its exact size, and its text a piece at a time (records are rendered on
+  // demand through `source`, the same file reopened; see SlicesJson).
+  [[nodiscard]] uint64_t slices_json_size() const noexcept { return slices_json_.size(); }
+  [[nodiscard]] bool slices_json_piece(uint64_t offset, const ByteSource& source,
+                                       SlicesJson::Piece& out) const {
+    return slices_json_.piece_at(offset, source, tables_, tree_, out);
+  }
+  // Without record tables slices.json is held whole: this is all of it.
+  [[nodiscard]] bool slices_json_whole() const noexcept { return slices_json_.whole(); }
+  [[nodiscard]] const std::string& slices_json_head() const noexcept { return slices_json_.head(); }
+  // The whole of slices.json, for --inspect.
+  [[nodiscard]] std::string slices_json_text(const ByteSource& source) const;
   [[nodiscard]] ByteRange magic() const noexcept { return magic_; }
   [[nodiscard]] std::span<const Slice> slices() const noexcept { return slices_; }
+  [[nodiscard]] std::span<const RecordTable> tables() const noexcept { return tables_; }
+  // The bytes an entry under raw/ serves (a slice or a record); nullopt for directories.
+  [[nodiscard]] std::optional<ByteRange> range_of(const SliceTree::Entry& entry) const;
   [[nodiscard]] const SliceTree& tree() const noexcept { return tree_; }
   [[nodiscard]] const std::vector<std::string>& errors() const noexcept { return errors_; }
+  // Roughly how much heap this payload holds (rendered JSON, the raw/ tree, record tables),
+  // for the cache's memory budget.
+  [[nodiscard]] size_t memory_estimate() const noexcept { return memory_estimate_; }
   // Whether the bytes can be served (false when the file could not be mapped).
   [[nodiscard]] bool mapped() const noexcept { return mapped_; }
   // The mapped bytes of `range`, which must lie within the file.
@@ -55,7 +74,8 @@ class Payload {
 
  private:
   Payload(std::string path, const struct stat& st, MappedFile map, bool mapped, Layout layout,
-          std::string_view format, std::span<const std::byte> magic_bytes);
+          std::string_view format, std::span<const std::byte> magic_bytes,
+          const ByteSource& source);
 
   std::string path_;
   struct stat stat_;
@@ -64,10 +84,12 @@ class Payload {
   std::string format_;
   ByteRange magic_;
   std::vector<Slice> slices_;
+  std::vector<RecordTable> tables_;
   std::vector<std::string> errors_;
-  SliceTree tree_;  // built from slices_, so declared after it
+  SliceTree tree_;  // built from slices_ and tables_, so declared after them
   std::string header_json_;
-  std::string slices_json_;
+  SlicesJson slices_json_;
+  size_t memory_estimate_ = 0;
 };
 
 }  // namespace payloadfs

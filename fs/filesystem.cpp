@@ -12,6 +12,7 @@
 
 #include "core/checked_math.hpp"
 #include "core/range_name.hpp"
+#include "fs/readahead.hpp"
 #include "payloadfs/version.hpp"
 
 namespace payloadfs {
@@ -55,7 +56,7 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
     : root_(std::move(root)),
       registry_(std::move(registry)),
       options_(options),
-      cache_(root_, registry_, options.cache_entries),
+      cache_(root_, registry_, options.cache_entries, options.cache_memory),
       inodes_(NodeKey{NodeKind::source_dir, must_stat_root(root_).st_dev,
                       must_stat_root(root_).st_ino, "", "", 0, 0}),
       started_(std::chrono::steady_clock::now()),
@@ -65,6 +66,18 @@ void Filesystem::init(fuse_conn_info* conn) {
   // Replies come from memory; splicing would only add syscalls (see docs/layout.md).
   conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   conn->time_gran = 1;
+}
+
+void Filesystem::settle() {
+  if (!settle_pending_.load(std::memory_order_relaxed) || !settle_pending_.exchange(false)) return;
+  if (options_.read_ahead_kb == 0 || options_.mountpoint.empty()) return;
+  const std::string problem = set_mount_readahead(options_.mountpoint, options_.read_ahead_kb);
+  if (problem.empty()) {
+    fuse_log(FUSE_LOG_INFO, "payloadfs: readahead set to %u KiB\n", options_.read_ahead_kb);
+  } else {
+    fuse_log(FUSE_LOG_INFO, "payloadfs: readahead left at the kernel's default (%s)\n",
+             problem.c_str());
+  }
 }
 
 void Filesystem::reply_error(fuse_req_t req, int error) {
@@ -90,9 +103,9 @@ std::variant<Filesystem::Resolved, int> Filesystem::resolve(fuse_ino_t ino) {
     if (const int* err = std::get_if<int>(&payload)) return *err;
     out.payload = std::get<std::shared_ptr<const Payload>>(std::move(payload));
     if (out.key.kind == NodeKind::raw_dir || out.key.kind == NodeKind::raw_file) {
-      const auto node = out.payload->tree().find(out.key.sub);
+      const auto entry = out.payload->tree().find(out.key.sub);
       const bool want_dir = out.key.kind == NodeKind::raw_dir;
-      if (!node || out.payload->tree().node(*node).is_dir != want_dir) return ESTALE;
+      if (!entry || entry->is_dir() != want_dir) return ESTALE;
     }
     if (out.key.kind == NodeKind::range_file &&
         !range_within(out.key.offset, out.key.length, out.payload->size()))
@@ -138,11 +151,10 @@ std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string
     case NodeKind::raw_dir: {
       const SliceTree& tree = parent.payload->tree();
       const auto dir = tree.find(p.sub);
-      const auto id = dir ? tree.child(*dir, name) : std::nullopt;
-      if (!id) return ENOENT;
-      const auto& node = tree.node(*id);
-      key.kind = node.is_dir ? NodeKind::raw_dir : NodeKind::raw_file;
-      key.sub = node.path;
+      const auto entry = dir ? tree.child(*dir, name) : std::nullopt;
+      if (!entry) return ENOENT;
+      key.kind = entry->is_dir() ? NodeKind::raw_dir : NodeKind::raw_file;
+      key.sub = tree.path_of(*entry);
       return key;
     }
     case NodeKind::range_dir: {
@@ -209,7 +221,7 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
         size = payload->header_json().size();
         break;
       case NodeKind::slices_json:
-        size = payload->slices_json().size();
+        size = payload->slices_json_size();
         break;
       case NodeKind::magic:
         size = payload->magic().length;
@@ -218,8 +230,9 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
         size = key.length;
         break;
       case NodeKind::raw_file: {
-        const SliceTree& tree = payload->tree();
-        size = payload->slices()[tree.node(*tree.find(key.sub)).slice].range.length;
+        const auto entry = payload->tree().find(key.sub);
+        const auto range = entry ? payload->range_of(*entry) : std::nullopt;
+        size = range ? range->length : 0;
         break;
       }
       case NodeKind::raw_dir:
@@ -301,6 +314,7 @@ void Filesystem::on_source_changes(const std::vector<SourceWatcher::Change>& cha
 }
 
 void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  settle();
   stats_.lookups.fetch_add(1, std::memory_order_relaxed);
   auto resolved = resolve(parent);
   if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
@@ -341,6 +355,7 @@ void Filesystem::forget(fuse_ino_t ino, uint64_t count) {
 }
 
 void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
+  settle();
   stats_.getattrs.fetch_add(1, std::memory_order_relaxed);
   auto resolved = resolve(ino);
   if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
@@ -353,6 +368,7 @@ void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
 }
 
 void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  settle();
   auto resolved = resolve(ino);
   if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
   auto& r = std::get<Resolved>(resolved);
@@ -406,13 +422,17 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     case NodeKind::raw_dir: {
       dir->payload = r.payload;
       const SliceTree& tree = r.payload->tree();
-      for (const uint32_t id : tree.node(*tree.find(k.sub)).children) {
+      const uint32_t node_id = tree.find(k.sub)->node;
+      for (const uint32_t id : tree.node(node_id).children) {
         const auto& node = tree.node(id);
         NodeKey key = k;
         key.kind = node.is_dir ? NodeKind::raw_dir : NodeKind::raw_file;
         key.sub = node.path;
         dir->entries.push_back(DirEntry{node.name, std::move(key)});
       }
+      dir->records = tree.record_count(node_id);
+      dir->record_key = k;
+      dir->record_key.kind = NodeKind::raw_file;
       break;
     }
     case NodeKind::control_dir:
@@ -423,8 +443,12 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     default:
       break;  // range/ is not listed
   }
-  fi->cache_readdir = k.kind != NodeKind::source_dir;  // source dirs change; virtual ones don't
+  // Virtual directories only change with a new payload version; a watched source directory's
+  // cached listing is invalidated when an entry changes. Unwatched ones are listed afresh.
+  fi->cache_readdir = k.kind != NodeKind::source_dir || watched(k.path);
   fi->keep_cache = fi->cache_readdir;
+  if (k.kind == NodeKind::raw_dir)  // a new payload version may list other slices
+    fi->keep_cache = inodes_.same_version_as_last_open(ino, r.payload->identity());
   fi->fh = dirs_.adopt(std::move(dir));
   if (fuse_reply_open(req, fi) != 0) dirs_.drop(fi->fh);  // interrupted: free it
 }
@@ -436,8 +460,15 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
   std::vector<char> buf(size);
   size_t used = 0;
   std::shared_ptr<const Payload> payload = dir.payload;
-  for (auto i = static_cast<size_t>(std::max<off_t>(offset, 0)); i < dir.entries.size(); ++i) {
-    const DirEntry& e = dir.entries[i];
+  const uint64_t total = dir.entries.size() + dir.records;
+  DirEntry computed;
+  for (auto i = static_cast<uint64_t>(std::max<off_t>(offset, 0)); i < total; ++i) {
+    if (i >= dir.entries.size()) {  // a record of a table: name and key are computed
+      computed.name = SliceTree::record_name(i - dir.entries.size(), dir.records);
+      computed.key = dir.record_key;
+      computed.key.sub += "/" + computed.name;
+    }
+    const DirEntry& e = i < dir.entries.size() ? dir.entries[i] : computed;
     const bool dot = i < 2;
     const auto next = static_cast<off_t>(i + 1);
     size_t added = 0;
@@ -490,6 +521,7 @@ void Filesystem::releasedir(fuse_req_t req, fuse_file_info* fi) {
 }
 
 void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  settle();
   stats_.opens.fetch_add(1, std::memory_order_relaxed);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0)
     return reply_error(req, EROFS);
@@ -505,7 +537,20 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       break;
     case NodeKind::slices_json:
       file->is_text = true;
-      file->text = r.payload->slices_json();
+      if (r.payload->slices_json_whole()) {
+        file->text = r.payload->slices_json_head();
+      } else {
+        // Records are rendered from the file itself: reopen it, and make sure it is still
+        // the version this payload describes.
+        auto opened = root_.open_file(r.payload->path());
+        if (const int* err = std::get_if<int>(&opened)) return reply_error(req, *err);
+        file->source = std::move(std::get<UniqueFd>(opened));
+        struct stat st {};
+        if (::fstat(file->source.get(), &st) != 0 ||
+            !(SourceIdentity::of(st) == r.payload->identity()))
+          return reply_error(req, ESTALE);
+        file->is_slices_json = true;
+      }
       break;
     case NodeKind::magic:
       file->range = r.payload->magic();
@@ -514,8 +559,10 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       file->range = {r.key.offset, r.key.length};
       break;
     case NodeKind::raw_file: {
-      const SliceTree& tree = r.payload->tree();
-      file->range = r.payload->slices()[tree.node(*tree.find(r.key.sub)).slice].range;
+      const auto entry = r.payload->tree().find(r.key.sub);
+      const auto range = entry ? r.payload->range_of(*entry) : std::nullopt;
+      if (!range) return reply_error(req, ESTALE);
+      file->range = *range;
       break;
     }
     case NodeKind::control_file:
@@ -539,7 +586,8 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
   stats_.reads.fetch_add(1, std::memory_order_relaxed);
-  const OpenFile& file = HandleTable<OpenFile>::get(fi->fh);
+  OpenFile& file = HandleTable<OpenFile>::get(fi->fh);
+  if (file.is_slices_json) return read_slices_json(req, file, size, offset);
   const uint64_t length = file.is_text ? file.text.size() : file.range.length;
   const auto start = static_cast<uint64_t>(std::max<off_t>(offset, 0));
   if (start >= length) {
@@ -562,6 +610,31 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   } else {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
   }
+}
+
+// slices.json of a payload with record tables: assembled from pieces rendered on demand (a
+// copy, but of generated text, never of payload bytes).
+void Filesystem::read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset) {
+  const uint64_t length = file.payload->slices_json_size();
+  auto position = static_cast<uint64_t>(std::max<off_t>(offset, 0));
+  const uint64_t end = std::min<uint64_t>(length, position + size);
+  const FdSource source(file.source.get(), file.payload->size());
+  std::string out;
+  const std::lock_guard lock(file.piece_mutex);
+  while (position < end) {
+    SlicesJson::Piece& piece = file.piece;
+    const bool cached = position >= piece.start && position - piece.start < piece.text.size();
+    if (!cached && !file.payload->slices_json_piece(position, source, piece)) {
+      return reply_error(req, EIO);  // the source changed under us: never a short reply
+    }
+    const uint64_t from = position - piece.start;
+    const auto take =
+        static_cast<size_t>(std::min<uint64_t>(piece.text.size() - from, end - position));
+    out.append(piece.text, static_cast<size_t>(from), take);
+    position += take;
+  }
+  if (fuse_reply_buf(req, out.data(), out.size()) == 0)
+    stats_.bytes_served.fetch_add(out.size(), std::memory_order_relaxed);
 }
 
 void Filesystem::release(fuse_req_t req, fuse_file_info* fi) {
@@ -614,6 +687,7 @@ std::string Filesystem::stats_json() const {
       {"bytes_served", load(stats_.bytes_served)},
       {"errors", load(stats_.errors)},
       {"payloads_mapped", cache.cached},
+      {"payload_cache_bytes", cache.memory},
       {"payloads_built", cache.builds},
       {"payloads_with_errors", cache.builds_with_errors},
       {"payload_cache_hits", cache.hits},

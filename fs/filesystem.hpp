@@ -5,6 +5,7 @@
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -40,6 +41,7 @@ class Filesystem {
   void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
   void release(fuse_req_t req, fuse_file_info* fi);
+  void read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset);
   void statfs(fuse_req_t req);
 
   // Replies with an error and counts it.
@@ -65,6 +67,8 @@ class Filesystem {
   [[nodiscard]] double entry_timeout(const std::string& parent_dir) const;
   [[nodiscard]] double negative_timeout(const std::string& parent_dir) const;
   [[nodiscard]] bool watched(const std::string& dir) const;
+  // One-time tuning that must wait until FUSE INIT has completed (the first other request).
+  void settle();
   void on_source_changes(const std::vector<SourceWatcher::Change>& changes, bool overflow);
   [[nodiscard]] std::string control_file(std::string_view name) const;
   [[nodiscard]] std::string stats_json() const;
@@ -79,6 +83,7 @@ class Filesystem {
   HandleTable<OpenFile> files_;
   HandleTable<OpenDir> dirs_;
   fuse_session* session_ = nullptr;
+  std::atomic<bool> settle_pending_{true};
   std::unique_ptr<SourceWatcher> watcher_;  // null when SRC is not watched
   const std::chrono::steady_clock::time_point started_;
   const struct timespec started_wall_;

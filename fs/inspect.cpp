@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/byte_source.hpp"
 #include "core/payload.hpp"
 #include "core/registry.hpp"
 #include "core/unique_fd.hpp"
@@ -49,7 +50,8 @@ int run_inspect(int argc, char** argv) {
   }
   const Registry registry = Registry::with_builtins();
   const auto payload = Payload::build(file, fd.get(), st, registry);
-  const std::string& out = slices ? payload->slices_json() : payload->header_json();
+  const std::string out = slices ? payload->slices_json_text(FdSource(fd.get(), payload->size()))
+                                 : payload->header_json();
   return std::fwrite(out.data(), 1, out.size(), stdout) == out.size() ? 0 : 1;
 }
 

@@ -2,11 +2,13 @@
 // What open files and directories hold between open and release.
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/payload.hpp"
+#include "core/unique_fd.hpp"
 #include "fs/node.hpp"
 
 namespace payloadfs {
@@ -14,6 +16,12 @@ namespace payloadfs {
 // An open file: the payload version it opened (kept alive by the handle) and what it serves.
 struct OpenFile {
   std::shared_ptr<const Payload> payload;
+  // slices.json with record tables: the source reopened (attributes are read back from it)
+  // and the last piece rendered, since reads come in page-sized steps through it.
+  UniqueFd source;
+  std::mutex piece_mutex;
+  SlicesJson::Piece piece;
+  bool is_slices_json = false;
   ByteRange range;         // byte nodes: the range of the source file served
   std::string_view text;   // generated files: a view into payload or owned_text
   std::string owned_text;  // control files: a snapshot taken at open
@@ -28,6 +36,9 @@ struct DirEntry {
 struct OpenDir {
   std::shared_ptr<const Payload> payload;
   std::vector<DirEntry> entries;  // "." and ".." first
+  // A record table's directory lists its records after `entries`, computed, not stored.
+  uint64_t records = 0;
+  NodeKey record_key;  // the directory's key; a record's key adds "/<number>" to `sub`
 };
 
 }  // namespace payloadfs

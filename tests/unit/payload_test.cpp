@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "core/binary_reader.hpp"
 #include "core/payload_cache.hpp"
 #include "core/source_root.hpp"
 #include "unit/test_support.hpp"
@@ -38,7 +40,8 @@ class PayloadTest : public ::testing::Test {
 };
 
 TEST_F(PayloadTest, UnknownFileHasEveryHeaderKey) {
-  const auto p = testing::payload_of(write("x.bin", "ABCDEFG"), registry);
+  const std::string file = write("x.bin", "ABCDEFG");
+  const auto p = testing::payload_of(file, registry);
   const Json h = header_of(*p);
   for (const char* key :
        {"path", "size", "mtime", "format", "magic", "magic_offset", "header", "slice_count"})
@@ -48,7 +51,7 @@ TEST_F(PayloadTest, UnknownFileHasEveryHeaderKey) {
   EXPECT_EQ(h["magic"], "41424344");
   EXPECT_EQ(h["size"], 7);
   EXPECT_EQ(p->magic(), (ByteRange{0, 4}));
-  EXPECT_EQ(Json::parse(p->slices_json()), Json::array());
+  EXPECT_EQ(testing::slices_json_of(*p, file), "[]\n");
 }
 
 TEST_F(PayloadTest, ShortAndEmptyFiles) {
@@ -81,18 +84,96 @@ TEST_F(PayloadTest, SlicesJsonNamesTheRawPath) {
                              R"("a/c":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})";
   std::string file(8, '\0');
   file[0] = static_cast<char>(header.size());
-  const auto p = testing::payload_of(write("m.safetensors", file + header + "xy"), registry);
-  const Json s = Json::parse(p->slices_json());
+  const std::string path = write("m.safetensors", file + header + "xy");
+  const auto p = testing::payload_of(path, registry);
+  const std::string text = testing::slices_json_of(*p, path);
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 4);  // one object per line
+  const Json s = Json::parse(text);
   ASSERT_EQ(s.size(), 2u);
   EXPECT_EQ(s[0]["path"], "raw/a/b");
   EXPECT_EQ(s[1]["name"], "a/c");
   EXPECT_EQ(s[1]["offset"], 8 + header.size() + 1);
   EXPECT_EQ(s[1]["dtype"], "U8");
-  const auto node = p->tree().find("a/c");
-  ASSERT_TRUE(node);
-  const auto bytes = p->bytes(p->slices()[p->tree().node(*node).slice].range);
+  const auto entry = p->tree().find("a/c");
+  ASSERT_TRUE(entry);
+  const auto bytes = p->bytes(*p->range_of(*entry));
   ASSERT_EQ(bytes.size(), 1u);
   EXPECT_EQ(static_cast<char>(bytes[0]), 'y');
+}
+
+// A format whose file is a u32 count then that many (u32 length, bytes) records.
+class CountedRecords final : public Format {
+ public:
+  std::string_view name() const noexcept override { return "counted"; }
+  std::string_view description() const noexcept override { return "test"; }
+  std::string_view signature() const noexcept override { return "test"; }
+  bool detect(std::span<const std::byte>, uint64_t) const override { return true; }
+  Layout parse(const ByteSource& source) const override {
+    Layout layout;
+    BinaryReader r(source);
+    const uint32_t count = r.u32();
+    RecordTable table;
+    table.dir = "record";
+    for (uint32_t i = 0; i < count && r.ok(); ++i) {
+      const uint32_t length = r.u32();
+      table.records.push_back(Record{r.tell(), length, i});
+      r.skip(length);
+    }
+    table.attributes = [](const ByteSource& src, const Record& rec) {
+      BinaryReader back(src);
+      back.seek(rec.offset - 4);
+      return Json{{"declared", back.u32()}, {"tag", rec.tag}};
+    };
+    layout.tables.push_back(std::move(table));
+    layout.slices.push_back(Slice{"count", {0, 4}, Json::object()});
+    return layout;
+  }
+};
+
+TEST_F(PayloadTest, RecordTablesRenderSlicesJsonInPiecesOfExactSize) {
+  std::string file;
+  const auto le32 = [&file](uint32_t v) {
+    for (int i = 0; i < 4; ++i) file.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  const uint32_t count = 2500;  // three chunks
+  le32(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    le32(i % 5);
+    file += std::string(i % 5, static_cast<char>('a' + i % 26));
+  }
+  const std::string path = write("counted.bin", file);
+  Registry counted;
+  counted.add(std::make_unique<CountedRecords>());
+  const auto p = testing::payload_of(path, counted);
+  EXPECT_EQ(Json::parse(p->header_json())["slice_count"], count + 1);
+  const std::string text = testing::slices_json_of(*p, path);
+  EXPECT_EQ(text.size(), p->slices_json_size());
+  const Json all = Json::parse(text);
+  ASSERT_EQ(all.size(), count + 1);
+  EXPECT_EQ(all[0]["name"], "count");
+  EXPECT_EQ(all[1]["name"], "record/0000");
+  EXPECT_EQ(all[2500]["path"], "raw/record/2499");
+  EXPECT_EQ(all[2500]["declared"], 2499 % 5);
+  EXPECT_EQ(all[2500]["tag"], 2499);
+  const auto entry = p->tree().find("record/1234");
+  ASSERT_TRUE(entry);
+  const auto range = p->range_of(*entry);
+  EXPECT_EQ(range->offset, all[1235]["offset"]);
+  EXPECT_EQ(range->length, 1234u % 5);
+  // Pieces line up: every offset falls in exactly one, and they tile the text.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY));
+  const FdSource source(fd.get(), p->size());
+  uint64_t at = 0;
+  size_t pieces = 0;
+  while (at < p->slices_json_size()) {
+    SlicesJson::Piece piece;
+    ASSERT_TRUE(p->slices_json_piece(at, source, piece));
+    ASSERT_EQ(piece.start, at);
+    EXPECT_EQ(text.substr(at, piece.text.size()), piece.text);
+    at += piece.text.size();
+    ++pieces;
+  }
+  EXPECT_EQ(pieces, 5u);  // head, three chunks, tail
 }
 
 TEST_F(PayloadTest, NonUtf8PathIsEscapedInJson) {

@@ -15,22 +15,23 @@ std::vector<Slice> named(std::initializer_list<std::string> names) {
 
 TEST(SliceTree, NestsAtSlashes) {
   const auto slices = named({"a/b/c", "a/d", "e"});
-  SliceTree tree(slices);
+  SliceTree tree(slices, {});
   EXPECT_EQ(tree.slice_path(0), "a/b/c");
   EXPECT_EQ(tree.slice_path(1), "a/d");
   EXPECT_EQ(tree.slice_path(2), "e");
   const auto a = tree.find("a");
   ASSERT_TRUE(a);
-  EXPECT_TRUE(tree.node(*a).is_dir);
-  EXPECT_EQ(tree.node(*a).children.size(), 2u);
-  EXPECT_EQ(tree.child(*a, "d"), tree.find("a/d"));
+  EXPECT_TRUE(a->is_dir());
+  EXPECT_EQ(tree.node(a->node).children.size(), 2u);
+  EXPECT_EQ(tree.child(*a, "d")->node, tree.find("a/d")->node);
+  EXPECT_EQ(tree.find("a/d")->kind, SliceTree::Entry::Kind::slice);
   EXPECT_FALSE(tree.child(*a, "zz"));
-  EXPECT_EQ(tree.node(*tree.find("a/b/c")).slice, 0u);
+  EXPECT_EQ(tree.node(tree.find("a/b/c")->node).slice, 0u);
 }
 
 TEST(SliceTree, DuplicatesGetSuffixesInOrder) {
   const auto slices = named({"IDAT", "IHDR", "IDAT", "IDAT", "IDAT~1"});
-  SliceTree tree(slices);
+  SliceTree tree(slices, {});
   EXPECT_EQ(tree.slice_path(0), "IDAT");
   EXPECT_EQ(tree.slice_path(2), "IDAT~1");
   EXPECT_EQ(tree.slice_path(3), "IDAT~2");
@@ -40,7 +41,7 @@ TEST(SliceTree, DuplicatesGetSuffixesInOrder) {
 TEST(SliceTree, EscapesUnsafeComponents) {
   const auto slices =
       named({"", ".", "..", "../etc/passwd", "a//b", "/abs", std::string("n\0ul", 4)});
-  SliceTree tree(slices);
+  SliceTree tree(slices, {});
   EXPECT_EQ(tree.slice_path(0), "(empty)");
   EXPECT_EQ(tree.slice_path(1), "(dot)");
   EXPECT_EQ(tree.slice_path(2), "(dotdot)");
@@ -52,7 +53,7 @@ TEST(SliceTree, EscapesUnsafeComponents) {
 
 TEST(SliceTree, FileAndDirectoryWithTheSameName) {
   const auto slices = named({"w", "w/x", "w/y"});
-  SliceTree tree(slices);
+  SliceTree tree(slices, {});
   EXPECT_EQ(tree.slice_path(0), "w");
   EXPECT_EQ(tree.slice_path(1), "w~1/x");
   EXPECT_EQ(tree.slice_path(2), "w~1/y");  // the same directory both times
@@ -61,7 +62,7 @@ TEST(SliceTree, FileAndDirectoryWithTheSameName) {
 TEST(SliceTree, LongNamesFitNameMax) {
   const std::string longname(1000, 'x');
   const auto slices = named({longname, longname});
-  SliceTree tree(slices);
+  SliceTree tree(slices, {});
   EXPECT_LE(tree.slice_path(0).size(), SliceTree::kMaxNameBytes);
   EXPECT_LE(tree.slice_path(1).size(), SliceTree::kMaxNameBytes);
   EXPECT_NE(tree.slice_path(0), tree.slice_path(1));
@@ -70,6 +71,35 @@ TEST(SliceTree, LongNamesFitNameMax) {
   for (int i = 0; i < 300; ++i) accents += "\xC3\xA9";
   const std::string cut = SliceTree::safe_component(accents);
   EXPECT_EQ(cut.size() % 2, 0u);
+}
+
+TEST(SliceTree, RecordTablesAreComputedDirectories) {
+  const auto slices = named({"packet", "meta/info"});
+  std::vector<RecordTable> tables(2);
+  tables[0].dir = "packet";
+  tables[0].records.resize(1234);
+  tables[1].dir = "message//camera/image";
+  tables[1].records.resize(7);
+  SliceTree tree(slices, tables);
+  EXPECT_EQ(tree.table_path(0), "packet~1");  // the slice named "packet" came first
+  EXPECT_EQ(tree.table_path(1), "message/(empty)/camera/image");
+  const auto dir = tree.find("packet~1");
+  ASSERT_TRUE(dir && dir->is_dir());
+  EXPECT_EQ(tree.record_count(dir->node), 1234u);
+  EXPECT_TRUE(tree.node(dir->node).children.empty());  // nothing stored per record
+  const auto rec = tree.child(*dir, "0042");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->kind, SliceTree::Entry::Kind::record);
+  EXPECT_EQ(rec->record, 42u);
+  EXPECT_EQ(tree.path_of(*rec), "packet~1/0042");
+  EXPECT_EQ(tree.find("packet~1/1233")->record, 1233u);
+  for (const char* bad : {"42", "00042", "1234", "9999", "-001", "004a", ""})
+    EXPECT_FALSE(tree.child(*dir, bad)) << bad;
+  EXPECT_EQ(tree.find("message/(empty)/camera/image/6")->record, 6u);
+  EXPECT_EQ(SliceTree::record_name(7, 1000), "007");
+  EXPECT_EQ(SliceTree::record_name(0, 1), "0");
+  EXPECT_EQ(SliceTree::record_name(9, 10), "9");
+  EXPECT_EQ(SliceTree::record_name(10, 11), "10");
 }
 
 }  // namespace

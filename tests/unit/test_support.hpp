@@ -26,7 +26,8 @@ namespace payloadfs::testing {
 class Bytes {
  public:
   Bytes& raw(std::string_view s) {
-    for (char c : s) data_.push_back(static_cast<std::byte>(c));
+    const auto* first = reinterpret_cast<const std::byte*>(s.data());
+    data_.insert(data_.end(), first, first + s.size());
     return *this;
   }
   Bytes& u8(uint8_t v) { return le(v, 1); }
@@ -81,6 +82,13 @@ inline std::shared_ptr<const Payload> payload_of(const std::string& path,
   struct stat st {};
   EXPECT_EQ(::fstat(fd.get(), &st), 0);
   return Payload::build(path, fd.get(), st, registry);
+}
+
+// slices.json of a payload built from the file at `path`, as the filesystem serves it.
+inline std::string slices_json_of(const Payload& payload, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  EXPECT_TRUE(fd.valid()) << path;
+  return payload.slices_json_text(FdSource(fd.get(), payload.size()));
 }
 
 // The bytes of a slice as the filesystem would serve them.

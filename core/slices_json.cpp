@@ -1,0 +1,104 @@
+#include "core/slices_json.hpp"
+
+#include <algorithm>
+
+#include "core/json_text.hpp"
+
+namespace payloadfs {
+namespace {
+
+std::string dump_line(const Json& object) {
+  return object.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json element(std::string_view name, const std::string& path, uint64_t offset, uint64_t length,
+             const Json& attributes) {
+  Json entry = {{"name", utf8_or_escaped(name)},
+                {"path", "raw/" + utf8_or_escaped(path)},
+                {"offset", offset},
+                {"length", length}};
+  for (const auto& [key, value] : attributes.items()) entry[key] = value;
+  return entry;
+}
+
+}  // namespace
+
+SlicesJson::SlicesJson(std::span<const Slice> slices, std::span<const RecordTable> tables,
+                       const SliceTree& tree, const ByteSource& source) {
+  uint64_t records = 0;
+  for (const auto& t : tables) records += t.records.size();
+  if (slices.empty() && records == 0) {
+    head_ = "[]\n";
+    size_ = head_.size();
+    return;
+  }
+  head_ = "[\n";
+  for (size_t i = 0; i < slices.size(); ++i) {
+    if (i != 0) head_ += ",\n";
+    head_ += dump_line(element(slices[i].name, tree.slice_path(i), slices[i].range.offset,
+                               slices[i].range.length, slices[i].attributes));
+  }
+  any_element_before_records_ = !slices.empty();
+  tail_ = "\n]\n";
+  if (records == 0) {
+    head_ += tail_;
+    tail_.clear();
+    size_ = head_.size();
+    return;
+  }
+  uint64_t offset = head_.size();
+  for (size_t t = 0; t < tables.size(); ++t) {
+    for (uint64_t first = 0; first < tables[t].records.size(); first += kChunkRecords) {
+      Chunk chunk{t, first, std::min<uint64_t>(kChunkRecords, tables[t].records.size() - first),
+                  offset, 0};
+      chunks_.push_back(chunk);
+      chunks_.back().size = render_chunk(chunks_.back(), source, tables, tree).size();
+      offset += chunks_.back().size;
+    }
+  }
+  size_ = offset + tail_.size();
+}
+
+std::string SlicesJson::render_chunk(const Chunk& chunk, const ByteSource& source,
+                                     std::span<const RecordTable> tables,
+                                     const SliceTree& tree) const {
+  const RecordTable& table = tables[chunk.table];
+  const uint64_t count = table.records.size();
+  const uint32_t dir = tree.find(tree.table_path(chunk.table))->node;
+  std::string out;
+  for (uint64_t i = chunk.first; i < chunk.first + chunk.count; ++i) {
+    const bool first_element =
+        !any_element_before_records_ && chunk.start == head_.size() && i == chunk.first;
+    if (!first_element) out += ",\n";
+    const Record& r = table.records[i];
+    const Json attributes = table.attributes ? table.attributes(source, r) : Json::object();
+    const std::string name = table.dir + "/" + SliceTree::record_name(i, count);
+    out += dump_line(element(name, tree.path_of({SliceTree::Entry::Kind::record, dir, i}), r.offset,
+                             r.length, attributes.is_object() ? attributes : Json::object()));
+  }
+  return out;
+}
+
+bool SlicesJson::piece_at(uint64_t offset, const ByteSource& source,
+                          std::span<const RecordTable> tables, const SliceTree& tree,
+                          Piece& out) const {
+  if (offset < head_.size()) {
+    out = Piece{0, head_, SIZE_MAX};
+    return true;
+  }
+  const auto it = std::upper_bound(chunks_.begin(), chunks_.end(), offset,
+                                   [](uint64_t o, const Chunk& c) { return o < c.start; });
+  if (it != chunks_.begin()) {
+    const Chunk& c = *(it - 1);
+    if (offset < c.start + c.size) {
+      std::string text = render_chunk(c, source, tables, tree);
+      if (text.size() != c.size) return false;
+      out = Piece{c.start, std::move(text), static_cast<size_t>(&c - chunks_.data())};
+      return true;
+    }
+  }
+  out = Piece{size_ - tail_.size(), tail_, SIZE_MAX};
+  return true;
+}
+
+}  // namespace payloadfs
