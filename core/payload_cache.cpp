@@ -6,8 +6,12 @@
 
 namespace payloadfs {
 
-PayloadCache::PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity)
-    : root_(root), registry_(registry), capacity_(capacity == 0 ? 1 : capacity) {}
+PayloadCache::PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity,
+                           size_t memory_budget)
+    : root_(root),
+      registry_(registry),
+      capacity_(capacity == 0 ? 1 : capacity),
+      memory_budget_(memory_budget) {}
 
 std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::string& rel) {
   auto opened = root_.open_file(rel);
@@ -35,11 +39,15 @@ std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::s
     recency_.push_front(rel);
     it->second.recency = recency_.begin();
   } else {
+    memory_ -= it->second.payload->memory_estimate();
     recency_.splice(recency_.begin(), recency_, it->second.recency);
   }
   it->second.payload = payload;
-  while (entries_.size() > capacity_) {
-    entries_.erase(recency_.back());
+  memory_ += payload->memory_estimate();
+  while (entries_.size() > capacity_ || (memory_ > memory_budget_ && entries_.size() > 1)) {
+    const auto victim = entries_.find(recency_.back());
+    memory_ -= victim->second.payload->memory_estimate();
+    entries_.erase(victim);
     recency_.pop_back();
     ++counters_.evictions;
   }
@@ -50,6 +58,7 @@ PayloadCache::Counters PayloadCache::counters() const {
   const std::lock_guard lock(mutex_);
   Counters out = counters_;
   out.cached = entries_.size();
+  out.memory = memory_;
   return out;
 }
 

@@ -26,9 +26,14 @@ class PayloadCache {
     uint64_t builds_with_errors = 0;
     uint64_t evictions = 0;
     size_t cached = 0;
+    size_t memory = 0;  // estimated bytes held by cached payloads
   };
 
-  PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity);
+  // Keeps at most `capacity` payloads and about `memory_budget` bytes of them (the most
+  // recently used one is kept whatever its size).
+  PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity,
+               size_t memory_budget = kDefaultMemoryBudget);
+  static constexpr size_t kDefaultMemoryBudget = 8 << 20;
 
   // The current payload of the regular file at `rel`, or an errno value.
   [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> get(const std::string& rel);
@@ -43,12 +48,14 @@ class PayloadCache {
   const SourceRoot& root_;
   const Registry& registry_;
   const size_t capacity_;
+  const size_t memory_budget_;
 
   // Guards everything below; never held while building a payload.
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
   std::list<std::string> recency_;  // front = most recently used
   Counters counters_;
+  size_t memory_ = 0;
 };
 
 }  // namespace payloadfs

@@ -41,6 +41,8 @@ struct CliConfig {
   double negative_timeout = kUnset;
   int inotify = -1;
   unsigned cache_entries = 4096;
+  unsigned read_ahead_kb = 1024;
+  unsigned cache_memory_mb = 8;
   int help = 0;
   int version = 0;
   const char* source = nullptr;
@@ -55,6 +57,8 @@ const fuse_opt kOptions[] = {
     {"negative_timeout=%lf", offsetof(CliConfig, negative_timeout), 0},
     {"cache_entries=%u", offsetof(CliConfig, cache_entries), 0},
     {"inotify=%d", offsetof(CliConfig, inotify), 0},
+    {"read_ahead_kb=%u", offsetof(CliConfig, read_ahead_kb), 0},
+    {"cache_memory=%u", offsetof(CliConfig, cache_memory_mb), 0},
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -106,6 +110,9 @@ void print_help() {
       "                           invalidates what changes; 1 where it is not)\n"
       "    -o inotify=0|1         watch SRC for changes (default 1; 0 on network filesystems)\n"
       "    -o cache_entries=N     parsed payloads (and their mappings) kept (default 4096)\n"
+      "    -o cache_memory=MiB    and at most about this much memory for them (default 8)\n"
+      "    -o read_ahead_kb=N     the mount's readahead window (default 1024; 0 leaves the\n"
+      "                           kernel's 128; needs root)\n"
       "\n");
   fuse_cmdline_help();
   fuse_lowlevel_help();
@@ -231,6 +238,10 @@ int run(int argc, char** argv) {
   options.attr_timeout = set(config.attr_timeout);
   options.negative_timeout = set(config.negative_timeout);
   options.cache_entries = config.cache_entries;
+  options.read_ahead_kb = config.read_ahead_kb;
+  options.cache_memory = static_cast<size_t>(config.cache_memory_mb) << 20;
+  char mount_resolved[PATH_MAX];
+  if (::realpath(mountpoint.get(), mount_resolved) != nullptr) options.mountpoint = mount_resolved;
   // inotify sees local changes only: on network and FUSE sources, rely on short timeouts.
   options.watch_sources =
       config.inotify == -1 ? !is_remote_filesystem(resolved) : config.inotify != 0;
@@ -263,7 +274,8 @@ int run(int argc, char** argv) {
     std::unique_ptr<fuse_loop_config, LoopConfigDeleter> loop(fuse_loop_cfg_create());
     fuse_loop_cfg_set_clone_fd(loop.get(), static_cast<unsigned>(cmdline.clone_fd));
     fuse_loop_cfg_set_max_threads(loop.get(), cmdline.max_threads);
-    fuse_loop_cfg_set_idle_threads(loop.get(), cmdline.max_idle_threads);
+    if (cmdline.max_idle_threads != UINT_MAX)  // UINT_MAX: not given; keep libfuse's default
+      fuse_loop_cfg_set_idle_threads(loop.get(), cmdline.max_idle_threads);
     status = fuse_session_loop_mt(session.get(), loop.get());
   }
   filesystem.detach();
