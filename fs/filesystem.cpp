@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/checked_math.hpp"
+#include "core/json_text.hpp"
 #include "core/range_name.hpp"
 #include "fs/readahead.hpp"
 #include "payloadfs/version.hpp"
@@ -650,6 +651,83 @@ void Filesystem::statfs(fuse_req_t req) {
   sv.f_namemax = 255;
   sv.f_flag |= ST_RDONLY;
   fuse_reply_statfs(req, &sv);
+}
+
+std::variant<Filesystem::Xattrs, int> Filesystem::xattrs(fuse_ino_t ino) {
+  auto resolved = resolve(ino);
+  if (const int* err = std::get_if<int>(&resolved)) return *err;
+  const auto& r = std::get<Resolved>(resolved);
+  Xattrs out;
+  const auto add = [&out](std::string_view key, const Json& value) {
+    out.emplace_back("user.payloadfs." + std::string(key),
+                     value.is_string()
+                         ? value.get<std::string>()
+                         : value.dump(-1, ' ', false, Json::error_handler_t::replace));
+  };
+  std::shared_ptr<const Payload> payload = r.payload;
+  if (r.key.kind == NodeKind::payload_dir) {
+    auto got = payload_for(r.key);
+    if (const int* err = std::get_if<int>(&got)) return *err;
+    payload = std::get<std::shared_ptr<const Payload>>(std::move(got));
+  }
+  if (!payload) return out;  // source directories, control files: none
+  add("source", utf8_or_escaped(payload->path()));
+  add("format", payload->format());
+  std::optional<ByteRange> range;
+  Json attributes = Json::object();
+  if (r.key.kind == NodeKind::magic) range = payload->magic();
+  if (r.key.kind == NodeKind::range_file) range = ByteRange{r.key.offset, r.key.length};
+  if (r.key.kind == NodeKind::raw_file) {
+    const auto entry = payload->tree().find(r.key.sub);
+    if (!entry) return ESTALE;
+    range = payload->range_of(*entry);
+    if (entry->kind == SliceTree::Entry::Kind::slice) {
+      attributes = payload->slices()[payload->tree().node(entry->node).slice].attributes;
+    } else if (const auto table = payload->tree().node(entry->node).table; table) {
+      const RecordTable& t = payload->tables()[*table];
+      if (t.attributes) {  // read back from the file, as slices.json does
+        auto opened = root_.open_file(payload->path());
+        if (const int* err = std::get_if<int>(&opened)) return *err;
+        const UniqueFd fd = std::move(std::get<UniqueFd>(opened));
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || !(SourceIdentity::of(st) == payload->identity()))
+          return ESTALE;
+        attributes = t.attributes(FdSource(fd.get(), payload->size()), t.records.at(entry->record));
+      }
+    }
+  }
+  if (range) {
+    add("offset", range->offset);
+    add("length", range->length);
+  }
+  if (attributes.is_object()) {
+    for (const auto& [key, value] : attributes.items()) {
+      if (key.find('\0') == std::string::npos && key.size() < 200) add(key, value);
+    }
+  }
+  return out;
+}
+
+void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto all = xattrs(ino);
+  if (const int* err = std::get_if<int>(&all)) return reply_error(req, *err);
+  for (const auto& [key, value] : std::get<Xattrs>(all)) {
+    if (key != name) continue;
+    if (size == 0) return static_cast<void>(fuse_reply_xattr(req, value.size()));
+    if (size < value.size()) return reply_error(req, ERANGE);
+    return static_cast<void>(fuse_reply_buf(req, value.data(), value.size()));
+  }
+  fuse_reply_err(req, ENODATA);  // not an error worth counting: tools probe for names
+}
+
+void Filesystem::listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto all = xattrs(ino);
+  if (const int* err = std::get_if<int>(&all)) return reply_error(req, *err);
+  std::string names;
+  for (const auto& [key, value] : std::get<Xattrs>(all)) names.append(key).push_back('\0');
+  if (size == 0) return static_cast<void>(fuse_reply_xattr(req, names.size()));
+  if (size < names.size()) return reply_error(req, ERANGE);
+  fuse_reply_buf(req, names.data(), names.size());
 }
 
 std::string Filesystem::control_file(std::string_view name) const {

@@ -43,6 +43,8 @@ class Filesystem {
   void release(fuse_req_t req, fuse_file_info* fi);
   void read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset);
   void statfs(fuse_req_t req);
+  void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
   // Replies with an error and counts it.
   void reply_error(fuse_req_t req, int error);
@@ -71,6 +73,9 @@ class Filesystem {
   void settle();
   void on_source_changes(const std::vector<SourceWatcher::Change>& changes, bool overflow);
   [[nodiscard]] std::string control_file(std::string_view name) const;
+  // The user.payloadfs.* extended attributes of a node, in listing order.
+  using Xattrs = std::vector<std::pair<std::string, std::string>>;
+  [[nodiscard]] std::variant<Xattrs, int> xattrs(fuse_ino_t ino);
   [[nodiscard]] std::string stats_json() const;
   [[nodiscard]] std::string formats_json() const;
 

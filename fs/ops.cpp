@@ -55,6 +55,12 @@ void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void op_statfs(fuse_req_t req, fuse_ino_t) {
   fs(req).statfs(req);
 }
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  fs(req).getxattr(req, ino, name, size);
+}
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  fs(req).listxattr(req, ino, size);
+}
 
 // Everything that writes: the filesystem is read-only.
 void erofs(fuse_req_t req) {
@@ -117,6 +123,8 @@ fuse_lowlevel_ops make_operations() {
   ops.read = op_read;
   ops.release = op_release;
   ops.statfs = op_statfs;
+  ops.getxattr = op_getxattr;
+  ops.listxattr = op_listxattr;
   ops.setattr = op_setattr;
   ops.mknod = op_mknod;
   ops.mkdir = op_mkdir;

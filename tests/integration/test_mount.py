@@ -247,6 +247,30 @@ print("ok")
                 self.assertEqual(ctx.exception.errno, errno.EROFS, f"attempt {i}: {ctx.exception}")
             self.assertNotEqual(run("touch", payload / "magic", check=False).returncode, 0)
 
+    def test_extended_attributes_give_provenance(self):
+        with mounted(self.src) as mnt:
+            data = mnt / "arrays" / "f4_2d.npy" / "raw" / "data"
+            names = sorted(os.listxattr(data))
+            self.assertEqual(names, sorted(f"user.payloadfs.{k}" for k in
+                                           ("source", "format", "offset", "length", "dtype", "shape",
+                                            "fortran_order")))
+            want = self.numpy_expected["f4_2d"]
+            self.assertEqual(os.getxattr(data, "user.payloadfs.offset"), str(want["data_offset"]).encode())
+            self.assertEqual(os.getxattr(data, "user.payloadfs.length"), str(want["length"]).encode())
+            self.assertEqual(os.getxattr(data, "user.payloadfs.source"), b"arrays/f4_2d.npy")
+            self.assertEqual(os.getxattr(data, "user.payloadfs.dtype"), b"<f4")
+            self.assertEqual(json.loads(os.getxattr(data, "user.payloadfs.shape")), [3, 4])
+            self.assertEqual(os.getxattr(mnt / "arrays" / "f4_2d.npy", "user.payloadfs.format"), b"npy")
+            rng = mnt / "random.bin" / "range" / "16+32"
+            self.assertEqual(os.getxattr(rng, "user.payloadfs.offset"), b"16")
+            self.assertEqual(os.getxattr(rng, "user.payloadfs.length"), b"32")
+            getfattr = run("getfattr", "-d", data).stdout.decode()
+            self.assertIn('user.payloadfs.dtype="<f4"', getfattr)
+            with self.assertRaises(OSError) as ctx:
+                os.getxattr(data, "user.payloadfs.nope")
+            self.assertEqual(ctx.exception.errno, errno.ENODATA)
+            self.assertEqual(os.listxattr(mnt / "arrays"), [])
+
     def test_control_directory(self):
         with mounted(self.src) as mnt:
             control = mnt / ".payloadfs"
