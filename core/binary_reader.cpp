@@ -40,6 +40,7 @@ void BinaryReader::skip(uint64_t count) {
 }
 
 bool BinaryReader::fetch(uint64_t offset, std::span<std::byte> out) {
+  if (out.empty()) return true;  // nothing to copy (and an empty span's data() may be null)
   if (!range_within(offset, out.size(), size())) {
     fail("read of " + std::to_string(out.size()) + " bytes at offset " + std::to_string(offset) +
          " runs past the end of the file (size " + std::to_string(size()) + ")");

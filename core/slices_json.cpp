@@ -17,7 +17,10 @@ Json element(std::string_view name, const std::string& path, uint64_t offset, ui
                 {"path", "raw/" + utf8_or_escaped(path)},
                 {"offset", offset},
                 {"length", length}};
-  for (const auto& [key, value] : attributes.items()) entry[key] = value;
+  // A format's attributes never replace what the layout contract defines.
+  for (const auto& [key, value] : attributes.items()) {
+    if (key != "name" && key != "path" && key != "offset" && key != "length") entry[key] = value;
+  }
   return entry;
 }
 

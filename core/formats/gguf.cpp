@@ -12,6 +12,7 @@
 #include <cstring>
 #include <optional>
 #include <set>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -326,6 +327,7 @@ class Gguf final : public Format {
 
     Reader in(r);
     Json& metadata = h["metadata"];
+    std::unordered_set<std::string> seen_keys;
     for (uint64_t i = 0; i < kv_count; ++i) {
       const uint64_t at = r.tell();
       const std::string key = in.name("metadata key");
@@ -336,11 +338,13 @@ class Gguf final : public Format {
                          (key.empty() ? "" : " ('" + key + "')") + ": " + *r.error());
         return layout;
       }
-      if (metadata.contains(key)) {
+      if (!seen_keys.insert(key).second) {
         layout.add_error("duplicate metadata key '" + key + "' (the first value is shown)");
         continue;
       }
-      metadata[key] = std::move(value);
+      // Appended directly: ordered_json's own insert searches linearly (quadratic for
+      // 100,000 keys); seen_keys already guarantees uniqueness.
+      metadata.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
     }
 
     const auto alignment = read_alignment(metadata, layout);

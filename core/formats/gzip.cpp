@@ -339,7 +339,7 @@ class Gzip final : public Format {
 
     const Inflated z = inflate_stream(source, data, work);
     Json attributes = {{"member", index}};
-    if (m.contains("name")) attributes["name"] = m["name"];
+    if (m.contains("name")) attributes["file_name"] = m["name"];  // "name" is the slice's
     if (z.end != StreamEnd::complete) {
       return incomplete(source, z, data, where, m, attributes, layout);
     }

@@ -164,7 +164,7 @@ class Png final : public Format {
       const uint64_t data_at = at + 8;
       const uint64_t available = size - data_at;
       const bool truncated = length > available || available - length < 4;
-      Json attributes = {{"chunk_offset", at}, {"length", length}};
+      Json attributes = {{"chunk_offset", at}, {"chunk_length", length}};
       const uint64_t data_len = truncated ? std::min(length, available) : length;
 
       if (raw_type == "IHDR") {

@@ -125,10 +125,12 @@ class Safetensors final : public Format {
                        " levels");
       return layout;
     }
-    Json doc;
+    // Parsed into a sorted map: ordered_json looks keys up linearly, quadratic for headers of
+    // many thousands of tensors. Tensors are shown in file order anyway.
+    nlohmann::json doc;
     try {
-      doc = Json::parse(text);
-    } catch (const Json::parse_error& e) {
+      doc = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
       layout.add_error(std::string("header is not valid JSON: ") + e.what());
       return layout;
     }
@@ -157,7 +159,7 @@ class Safetensors final : public Format {
   }
 
  private:
-  static void read_metadata(const Json& value, Layout& layout) {
+  static void read_metadata(const nlohmann::json& value, Layout& layout) {
     if (!value.is_object()) {
       layout.add_error("__metadata__ is not an object of strings");
       return;
@@ -167,11 +169,11 @@ class Safetensors final : public Format {
         layout.add_error("__metadata__ value for '" + k + "' is not a string");
         continue;
       }
-      layout.header["__metadata__"][k] = v;
+      layout.header["__metadata__"].get_ref<Json::object_t&>().emplace_back(k, Json(v));
     }
   }
 
-  static void read_tensor(const std::string& key, const Json& info, uint64_t data_start,
+  static void read_tensor(const std::string& key, const nlohmann::json& info, uint64_t data_start,
                           uint64_t buffer_size, Layout& layout, std::vector<Tensor>& tensors) {
     const std::string where = "tensor '" + key + "': ";
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") ||
@@ -179,9 +181,9 @@ class Safetensors final : public Format {
       layout.add_error(where + "needs dtype, shape and data_offsets");
       return;
     }
-    const Json& dtype = info["dtype"];
-    const Json& shape = info["shape"];
-    const Json& offsets = info["data_offsets"];
+    const nlohmann::json& dtype = info["dtype"];
+    const nlohmann::json& shape = info["shape"];
+    const nlohmann::json& offsets = info["data_offsets"];
     const auto bits = dtype.is_string() ? dtype_bits(dtype.get<std::string>()) : std::nullopt;
     if (!bits) {
       layout.add_error(where + "unknown dtype " + dtype.dump());
@@ -222,7 +224,7 @@ class Safetensors final : public Format {
       layout.add_error(where + "data_offsets span " + std::to_string(end - begin) +
                        " bytes but dtype and shape need " + std::to_string(*total_bits / 8));
     }
-    Json attributes = {{"dtype", dtype}, {"shape", shape}, {"data_offsets", offsets}};
+    Json attributes = {{"dtype", Json(dtype)}, {"shape", Json(shape)}, {"data_offsets", Json(offsets)}};
     tensors.push_back(Tensor{key, begin, end, layout.slices.size()});
     layout.slices.push_back(Slice{key, {data_start + begin, end - begin}, std::move(attributes)});
   }

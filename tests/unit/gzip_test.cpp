@@ -213,7 +213,8 @@ TEST_F(GzipFixtures, PayloadNamesMembersDeflateDeflate1) {
   EXPECT_EQ(slices[0]["path"], "raw/deflate");
   EXPECT_EQ(slices[1]["path"], "raw/deflate~1");
   EXPECT_EQ(slices[3]["path"], "raw/deflate~3");
-  EXPECT_EQ(slices[3]["name"], "naïve.txt");
+  EXPECT_EQ(slices[3]["name"], "deflate");
+  EXPECT_EQ(slices[3]["file_name"], "naïve.txt");
 }
 
 // ---------------------------------------------------------------- hand-built files
@@ -245,7 +246,7 @@ TEST(GzipHandBuilt, EveryOptionalField) {
   EXPECT_EQ(h["isize"], spec.content.size());
   EXPECT_EQ(h["crc32"], crc_of(spec.content));
   ASSERT_EQ(layout.slices.size(), 1u);
-  EXPECT_EQ(layout.slices[0].attributes["name"], "file.txt");
+  EXPECT_EQ(layout.slices[0].attributes["file_name"], "file.txt");
   EXPECT_EQ(inflate_exact(testing::slice_bytes(b, layout.slices[0])), spec.content);
 }
 

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz, clang, ASan+UBSan), replays every regression input
+# in tests/fuzz/regressions/, then fuzzes each target in turn for SECONDS (default 60), seeded
+# with the fixture files the registry detects as that target's format. Fails when a replay or a
+# fuzz run finds a crash, a leak, a timeout or an out-of-memory; the inputs are copied to
+# tests/fuzz/regressions/<format>/ (review them with git status).
+#
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [FIXTURES_DIR]
+#   SECONDS=0 only builds and replays the regressions.
+#   FUZZ_TARGETS="npy registry"   only these targets (default: every target the build made)
+#   FUZZ_BUILD=build/fuzz          build directory (keeps the grown corpus in corpus/<target>)
+#   FUZZ_MAX_SEED_BYTES=262144     larger fixture files are not used as seeds
+#   FUZZ_MAX_CRASHES=3             a target that crashes is restarted until this many crashes
+#   FUZZ_NO_KEEP=1                 do not copy crashing inputs into tests/fuzz/regressions/
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+seconds=${1:-60}
+fixtures=${2:-}
+build=${FUZZ_BUILD:-build/fuzz}
+max_seed=${FUZZ_MAX_SEED_BYTES:-262144}
+max_crashes=${FUZZ_MAX_CRASHES:-3}
+regressions=$root/tests/fuzz/regressions
+
+# clang with libFuzzer (Debian: clang, and libclang-rt-14-dev which ships libclang_rt.fuzzer).
+./scripts/install-deps.sh clang libclang-rt-14-dev
+
+echo "== build ($build)"
+CC=clang CXX=clang++ cmake -S tests/fuzz -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
+cmake --build "$build" -j "$(nproc)" >/dev/null || { cmake --build "$build"; exit 1; }
+build=$(cd "$build" && pwd)
+
+if [ -n "${FUZZ_TARGETS:-}" ]; then
+  read -r -a targets <<<"$FUZZ_TARGETS"
+else
+  mapfile -t targets < <(grep -v '^$' "$build/fuzz_targets.txt")
+fi
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fuzz_args=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1)
+
+status=0
+failures=()
+mkdir -p "$build/logs"
+
+# Where a crashing input belongs: the target's format, or for the registry target the format
+# the registry detects (registry/ when none does).
+keep_input() {  # keep_input TARGET FILE
+  local target=$1 file=$2 dir
+  if [ -n "${FUZZ_NO_KEEP:-}" ]; then return; fi
+  dir=$target
+  if [ "$target" = registry ]; then
+    dir=$("$build/fuzz_classify" "$file" | cut -f1)
+    [ "$dir" = unknown ] && dir=registry
+  fi
+  mkdir -p "$regressions/$dir"
+  cp "$file" "$regressions/$dir/$(basename "$file")"
+  echo "   kept: tests/fuzz/regressions/$dir/$(basename "$file")"
+}
+
+echo "== replay tests/fuzz/regressions"
+for target in "${targets[@]}"; do
+  bin=$build/fuzz_$target
+  if [ "$target" = registry ]; then
+    mapfile -t inputs < <(find "$regressions" -type f ! -name '*.md' ! -name '.*' 2>/dev/null | sort)
+  else
+    mapfile -t inputs < <(find "$regressions/$target" -type f ! -name '*.md' ! -name '.*' 2>/dev/null | sort)
+  fi
+  [ "${#inputs[@]}" -eq 0 ] && continue
+  log=$build/logs/replay-$target.log
+  mkdir -p "$build/logs"
+  if timeout 600 "$bin" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 "${inputs[@]}" >"$log" 2>&1; then
+    echo "   $target: ${#inputs[@]} inputs ok"
+  else
+    echo "   $target: FAILED on a regression input (log: $log)"
+    grep -E "^(==[0-9]+==ERROR|\*\*\* payloadfs|Running:|SUMMARY)" "$log" | tail -6 | sed 's/^/     /'
+    failures+=("replay $target")
+    status=1
+  fi
+done
+
+[ "$seconds" -gt 0 ] 2>/dev/null || { [ $status -eq 0 ] && echo "== ok"; exit $status; }
+
+echo "== seeds"
+if [ -z "$fixtures" ]; then
+  fixtures=$build/fixtures
+  /usr/bin/python3 tests/fixtures/generate.py "$fixtures" >/dev/null || { echo "fixture generation failed"; exit 1; }
+fi
+rm -rf "$build/seeds"
+mkdir -p "$build/seeds/registry"
+find "$fixtures" -type f -size -"$((max_seed + 1))"c -print0 |
+  xargs -0 -r "$build/fuzz_classify" |
+  while IFS=$'\t' read -r format file; do
+    name=$(sha1sum "$file" | cut -c1-40)
+    mkdir -p "$build/seeds/$format"
+    cp "$file" "$build/seeds/$format/$name"
+    cp "$file" "$build/seeds/registry/$name"
+  done
+for target in "${targets[@]}"; do
+  mkdir -p "$build/seeds/$target"
+  # A format not registered yet is detected as nothing: seed it from fixtures/<format>/.
+  if [ -z "$(ls -A "$build/seeds/$target")" ] && [ -d "$fixtures/$target" ]; then
+    find "$fixtures/$target" -type f -size -"$((max_seed + 1))"c -exec cp -t "$build/seeds/$target" {} +
+  fi
+  printf '   %-12s %4d seeds\n' "$target" "$(find "$build/seeds/$target" -type f | wc -l)"
+done
+
+echo "== fuzz, ${seconds}s per target"
+summary=()
+for target in "${targets[@]}"; do
+  bin=$build/fuzz_$target
+  corpus=$build/corpus/$target
+  artifacts=$build/artifacts/$target
+  mkdir -p "$corpus" "$artifacts"
+  deadline=$((SECONDS + seconds))
+  crashes=0
+  execs=0
+  cov="" ft="" result=ok
+  round=0
+  while :; do
+    remaining=$((deadline - SECONDS))
+    [ $remaining -le 0 ] && break
+    round=$((round + 1))
+    log=$build/logs/fuzz-$target.$round.log
+    before=$(ls "$artifacts" | sort)
+    timeout $((remaining + 120)) "$bin" "${fuzz_args[@]}" -max_total_time="$remaining" \
+      -artifact_prefix="$artifacts/" "$corpus" "$build/seeds/$target" >"$log" 2>&1
+    rc=$?
+    n=$(grep -oP 'stat::number_of_executed_units:\s*\K[0-9]+' "$log" | tail -1)
+    execs=$((execs + ${n:-0}))
+    last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1)
+    [ -n "$last" ] && cov=$(grep -oP 'cov: \K[0-9]+' <<<"$last") && ft=$(grep -oP 'ft: \K[0-9]+' <<<"$last")
+    if [ $rc -eq 0 ]; then
+      break
+    fi
+    crashes=$((crashes + 1))
+    result=FAILED
+    status=1
+    echo "   $target: failure (exit $rc), log $log"
+    grep -E "^(==[0-9]+==ERROR|\*\*\* payloadfs|SUMMARY|artifact_prefix|Test unit written)" "$log" | head -6 | sed 's/^/     /'
+    seed_crash=0
+    for f in $(comm -13 <(echo "$before") <(ls "$artifacts" | sort)); do
+      keep_input "$target" "$artifacts/$f"
+      # A seed (or grown corpus unit) that crashes would stop every later round at start-up:
+      # take it out of the corpus (it is kept above) and go on fuzzing.
+      sum=$(sha1sum "$artifacts/$f" | cut -c1-40)
+      for unit in "$build/seeds/$target/$sum" "$corpus/$sum"; do
+        if [ -f "$unit" ]; then
+          rm -f "$unit"
+          seed_crash=1
+          echo "     (a seed: removed from the corpus)"
+        fi
+      done
+    done
+    [ $seed_crash -eq 0 ] && [ $crashes -ge "$max_crashes" ] && break
+  done
+  [ $crashes -gt 0 ] && failures+=("fuzz $target: $crashes")
+  line=$(printf '%-12s execs %10d  cov %5s  ft %6s  corpus %5d  crashes %d  %s' "$target" "$execs" \
+    "${cov:-?}" "${ft:-?}" "$(find "$corpus" -type f | wc -l)" "$crashes" "$result")
+  echo "   $line"
+  summary+=("$line")
+done
+
+echo "== summary"
+printf '   %s\n' "${summary[@]}"
+if [ $status -ne 0 ]; then
+  echo "== FAILED: ${failures[*]}"
+fi
+exit $status
