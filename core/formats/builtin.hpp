@@ -17,6 +17,9 @@ std::unique_ptr<Format> make_tar();
 std::unique_ptr<Format> make_zip();
 std::unique_ptr<Format> make_gzip();
 std::unique_ptr<Format> make_sqlite();
+std::unique_ptr<Format> make_pcap();
+std::unique_ptr<Format> make_pcapng();
+std::unique_ptr<Format> make_mcap();
 std::unique_ptr<Format> make_unknown();
 
 }  // namespace payloadfs::formats

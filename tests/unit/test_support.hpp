@@ -18,6 +18,7 @@
 #include "core/format.hpp"
 #include "core/payload.hpp"
 #include "core/registry.hpp"
+#include "core/slice_tree.hpp"
 #include "core/unique_fd.hpp"
 
 namespace payloadfs::testing {
@@ -69,9 +70,28 @@ inline std::vector<std::byte> read_file(const std::string& path) {
   return out;
 }
 
+// Appends every record of every table to the slices, as slices.json lists them: named
+// "<dir>/<zero-padded index>", with the attributes read back through `source`.
+inline void flatten_tables(Layout& layout, const ByteSource& source) {
+  for (const RecordTable& table : layout.tables) {
+    const uint64_t count = table.records.size();
+    for (uint64_t i = 0; i < count; ++i) {
+      const Record& r = table.records[i];
+      Json attributes = table.attributes ? table.attributes(source, r) : Json::object();
+      layout.slices.push_back(Slice{table.dir + "/" + SliceTree::record_name(i, count),
+                                    {r.offset, r.length},
+                                    attributes.is_object() ? std::move(attributes) : Json::object()});
+    }
+  }
+  layout.tables.clear();
+}
+
+// Parses `bytes`; record tables come back flattened into the slices (see flatten_tables).
 inline Layout parse_bytes(const Format& format, const std::vector<std::byte>& bytes) {
   MemorySource source(bytes);
-  return format.parse(source);
+  Layout layout = format.parse(source);
+  flatten_tables(layout, source);
+  return layout;
 }
 
 // Builds a Payload from a file on disk exactly as the filesystem does.
