@@ -4,6 +4,8 @@
 
 #include <memory>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/format.hpp"
@@ -21,12 +23,19 @@ class Registry {
 
   // Appends before `unknown`.
   void add(std::unique_ptr<Format> format);
+  // A user-defined format (a descriptor from `source`): tried before every built-in format,
+  // after the descriptors added before it.
+  void add_descriptor(std::unique_ptr<Format> format, std::string source);
+  // Where a format comes from: a descriptor's file, or "built-in".
+  [[nodiscard]] std::string_view source_of(const Format& format) const;
   [[nodiscard]] const Format& detect(std::span<const std::byte> head, uint64_t size) const;
   [[nodiscard]] const Format* find(std::string_view name) const;
   // Every format in detection order, `unknown` last.
   [[nodiscard]] std::vector<const Format*> formats() const;
 
  private:
+  std::vector<std::unique_ptr<Format>> descriptors_;
+  std::vector<std::string> descriptor_sources_;
   std::vector<std::unique_ptr<Format>> formats_;
   std::unique_ptr<Format> fallback_;
 };

@@ -580,6 +580,10 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     // Same version as the kernel's cached pages: keep them. Otherwise they are stale.
     fi->keep_cache = inodes_.same_version_as_last_open(ino, file->payload->identity());
   }
+  // Generated JSON is read whole from the version opened, not through the page cache: a
+  // source rewritten between a getattr and a read could otherwise pair one version's size
+  // with another's text. (Payload bytes stay cached and mmap-able.)
+  if (r.key.kind == NodeKind::header_json || r.key.kind == NodeKind::slices_json) fi->direct_io = 1;
   fi->noflush = 1;
   fi->fh = files_.adopt(std::move(file));
   if (fuse_reply_open(req, fi) != 0) files_.drop(fi->fh);
@@ -743,7 +747,7 @@ std::string Filesystem::formats_json() const {
     out.push_back({{"name", format->name()},
                    {"description", format->description()},
                    {"signature", format->signature()},
-                   {"source", "built-in"}});
+                   {"source", registry_.source_of(*format)}});
   }
   return out.dump(2) + "\n";
 }

@@ -13,6 +13,7 @@
 #include "core/payload.hpp"
 #include "core/registry.hpp"
 #include "core/unique_fd.hpp"
+#include "fs/format_loading.hpp"
 
 namespace payloadfs {
 
@@ -48,7 +49,12 @@ int run_inspect(int argc, char** argv) {
     std::fprintf(stderr, "payloadfs: %s: not a regular file\n", file.c_str());
     return 1;
   }
-  const Registry registry = Registry::with_builtins();
+  auto loaded = load_registry(descriptor_dirs(std::nullopt));
+  if (const auto* err = std::get_if<std::string>(&loaded)) {
+    std::fprintf(stderr, "payloadfs: %s\n", err->c_str());
+    return 1;
+  }
+  const Registry& registry = std::get<Registry>(loaded);
   const auto payload = Payload::build(file, fd.get(), st, registry);
   const std::string out = slices ? payload->slices_json_text(FdSource(fd.get(), payload->size()))
                                  : payload->header_json();

@@ -24,6 +24,7 @@
 #include "core/registry.hpp"
 #include "core/source_root.hpp"
 #include "fs/filesystem.hpp"
+#include "fs/format_loading.hpp"
 #include "fs/inspect.hpp"
 #include "fs/ops.hpp"
 #include "payloadfs/version.hpp"
@@ -42,6 +43,7 @@ struct CliConfig {
   int inotify = -1;
   unsigned cache_entries = 4096;
   unsigned read_ahead_kb = 1024;
+  const char* formats = nullptr;
   unsigned cache_memory_mb = 8;
   int help = 0;
   int version = 0;
@@ -57,6 +59,7 @@ const fuse_opt kOptions[] = {
     {"negative_timeout=%lf", offsetof(CliConfig, negative_timeout), 0},
     {"cache_entries=%u", offsetof(CliConfig, cache_entries), 0},
     {"inotify=%d", offsetof(CliConfig, inotify), 0},
+    {"formats=%s", offsetof(CliConfig, formats), 0},
     {"read_ahead_kb=%u", offsetof(CliConfig, read_ahead_kb), 0},
     {"cache_memory=%u", offsetof(CliConfig, cache_memory_mb), 0},
     FUSE_OPT_KEY("-h", kKeyHelp),
@@ -94,6 +97,7 @@ void print_help() {
   std::printf(
       "usage: payloadfs [options] SRC MNT\n"
       "       payloadfs --inspect FILE [--slices]\n"
+      "       payloadfs --check-format DESCRIPTOR.json [FILE...]\n"
       "\n"
       "Mounts SRC read-only at MNT; each file F of SRC becomes a directory MNT/F/ with\n"
       "header.json, slices.json, magic, raw/<slice> and range/<start>-<end>.\n"
@@ -109,6 +113,8 @@ void print_help() {
       "                           (defaults: 86400 where SRC is watched with inotify, which\n"
       "                           invalidates what changes; 1 where it is not)\n"
       "    -o inotify=0|1         watch SRC for changes (default 1; 0 on network filesystems)\n"
+      "    -o formats=DIR         load format descriptors (*.json) from DIR, before\n"
+      "                           ~/.config/payloadfs/formats and /etc/payloadfs/formats\n"
       "    -o cache_entries=N     parsed payloads (and their mappings) kept (default 4096)\n"
       "    -o cache_memory=MiB    and at most about this much memory for them (default 8)\n"
       "    -o read_ahead_kb=N     the mount's readahead window (default 1024; 0 leaves the\n"
@@ -245,8 +251,24 @@ int run(int argc, char** argv) {
   // inotify sees local changes only: on network and FUSE sources, rely on short timeouts.
   options.watch_sources =
       config.inotify == -1 ? !is_remote_filesystem(resolved) : config.inotify != 0;
+  std::optional<std::string> formats_dir;
+  if (config.formats != nullptr) {
+    struct stat st {};
+    if (::stat(config.formats, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      std::fprintf(stderr, "payloadfs: formats directory '%s' is not a directory\n",
+                   config.formats);
+      return 1;
+    }
+    formats_dir = config.formats;
+  }
+  // A bad descriptor stops the mount here, with the file, the JSON path and the problem.
+  auto registry = payloadfs::load_registry(payloadfs::descriptor_dirs(formats_dir));
+  if (const auto* err = std::get_if<std::string>(&registry)) {
+    std::fprintf(stderr, "payloadfs: %s\n", err->c_str());
+    return 1;
+  }
   payloadfs::Filesystem filesystem(std::get<payloadfs::SourceRoot>(std::move(root)),
-                                   payloadfs::Registry::with_builtins(), options);
+                                   std::get<payloadfs::Registry>(std::move(registry)), options);
 
   const fuse_lowlevel_ops ops = payloadfs::make_operations();
   std::unique_ptr<fuse_session, SessionDeleter> session(
@@ -290,6 +312,8 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::string_view(argv[i]) == "--inspect") return payloadfs::run_inspect(argc, argv);
+    if (std::string_view(argv[i]) == "--check-format")
+      return payloadfs::run_check_format(argc, argv);
   }
   return run(argc, argv);
 }

@@ -12,6 +12,7 @@ packages=(
   googletest libgtest-dev python3 python3-numpy xxd jq attr coreutils
   sqlite3 sqlite3-tools pngcheck python3-pil sox python3-soundfile
   tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
+  tshark tcpdump python3-scapy
 )
 if [ "$#" -gt 0 ]; then packages+=("$@"); fi
 # Node.js and npm (the GGUF reference parser comes from npm): Debian's packages unless the
