@@ -12,8 +12,8 @@
 #include <cstring>
 #include <optional>
 #include <set>
-#include <unordered_set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "core/binary_reader.hpp"

@@ -224,7 +224,8 @@ class Safetensors final : public Format {
       layout.add_error(where + "data_offsets span " + std::to_string(end - begin) +
                        " bytes but dtype and shape need " + std::to_string(*total_bits / 8));
     }
-    Json attributes = {{"dtype", Json(dtype)}, {"shape", Json(shape)}, {"data_offsets", Json(offsets)}};
+    Json attributes = {
+        {"dtype", Json(dtype)}, {"shape", Json(shape)}, {"data_offsets", Json(offsets)}};
     tensors.push_back(Tensor{key, begin, end, layout.slices.size()});
     layout.slices.push_back(Slice{key, {data_start + begin, end - begin}, std::move(attributes)});
   }

@@ -1,9 +1,9 @@
 #pragma once
 // Checks shared by the fuzz targets. A failed check aborts, so libFuzzer keeps the input.
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <algorithm>
 #include <exception>
 #include <string>
 #include <string_view>

@@ -1067,7 +1067,7 @@ TEST(PcapDescriptor, TruncatedCaptureKeepsCompletePackets) {
 // Real captures: text2pcap writes them, tshark is the reference for every packet.
 TEST(PcapDescriptor, AgreesWithTsharkOnText2pcapCaptures) {
   if (!fs::exists("/usr/bin/text2pcap") || !fs::exists("/usr/bin/tshark"))
-    GTEST_SKIP() << "text2pcap/tshark not installed (apt-get install tshark)";
+    GTEST_FAIL() << "text2pcap/tshark not installed (apt-get install tshark)";
   const auto d = example("pcap.json");
   TempDir dir;
   std::string dump;

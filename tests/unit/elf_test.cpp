@@ -49,7 +49,7 @@ class ElfFixtures : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::fixtures_dir() + "/elf";
     if (testing::fixtures_dir().empty() || !std::filesystem::exists(dir_ + "/manifest.json"))
-      GTEST_SKIP() << "run tests/fixtures/gen_elf.py first (PAYLOADFS_FIXTURES)";
+      GTEST_FAIL() << "run tests/fixtures/gen_elf.py first (PAYLOADFS_FIXTURES)";
   }
   std::string dir_;
 };

@@ -116,7 +116,7 @@ class GzipFixtures : public ::testing::Test {
   void SetUp() override {
     dir_ = testing::fixtures_dir() + "/gzip";
     if (testing::fixtures_dir().empty() || !std::filesystem::exists(dir_ + "/manifest.json"))
-      GTEST_SKIP() << "run tests/fixtures/gen_gzip.py first (PAYLOADFS_FIXTURES)";
+      GTEST_FAIL() << "run tests/fixtures/gen_gzip.py first (PAYLOADFS_FIXTURES)";
   }
   std::string dir_;
 };

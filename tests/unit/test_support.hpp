@@ -78,9 +78,10 @@ inline void flatten_tables(Layout& layout, const ByteSource& source) {
     for (uint64_t i = 0; i < count; ++i) {
       const Record& r = table.records[i];
       Json attributes = table.attributes ? table.attributes(source, r) : Json::object();
-      layout.slices.push_back(Slice{table.dir + "/" + SliceTree::record_name(i, count),
-                                    {r.offset, r.length},
-                                    attributes.is_object() ? std::move(attributes) : Json::object()});
+      layout.slices.push_back(
+          Slice{table.dir + "/" + SliceTree::record_name(i, count),
+                {r.offset, r.length},
+                attributes.is_object() ? std::move(attributes) : Json::object()});
     }
   }
   layout.tables.clear();
