@@ -186,6 +186,8 @@ int run(int argc, char** argv) {
   std::unique_ptr<fuse_args, ArgsDeleter> args(&raw);
   CliConfig config;
   if (fuse_opt_parse(args.get(), &config, kOptions, on_option) != 0) return 2;
+  // fuse_opt allocates %s values with strdup.
+  const std::unique_ptr<char, MountpointDeleter> formats_owner(const_cast<char*>(config.formats));
   if (config.help) {
     print_help();
     return 0;
