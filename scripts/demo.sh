@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
-cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPAYLOADFS_TESTS=OFF >/dev/null
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DPAYLOADFS_TESTS=OFF -DPAYLOADFS_WERROR=OFF >/dev/null
 cmake --build build/release -j "$(nproc)"
 
 src=demo/src
