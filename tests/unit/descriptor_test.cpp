@@ -22,6 +22,8 @@
 namespace payloadfs::descriptor {
 namespace {
 
+using testing::expect_in_bounds;
+
 using payloadfs::testing::Bytes;
 using payloadfs::testing::parse_bytes;
 namespace fs = std::filesystem;
@@ -54,11 +56,6 @@ std::string errors_of(const Layout& layout) {
   std::string out;
   for (const auto& e : layout.errors) out += e + "\n";
   return out;
-}
-
-void expect_in_bounds(const Layout& layout, uint64_t size) {
-  for (const auto& s : layout.slices)
-    EXPECT_TRUE(range_within(s.range.offset, s.range.length, size)) << s.name;
 }
 
 class TempDir {

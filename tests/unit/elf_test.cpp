@@ -18,17 +18,13 @@
 namespace payloadfs {
 namespace {
 
+using testing::to_bytes;
+
 using testing::Bytes;
 
 const Format& elf() {
   static const auto format = formats::make_elf();
   return *format;
-}
-
-std::vector<std::byte> to_bytes(std::string_view s) {
-  std::vector<std::byte> out(s.size());
-  std::memcpy(out.data(), s.data(), s.size());
-  return out;
 }
 
 // readelf prints constant names without their prefix, and the GNU version sections as VER*.

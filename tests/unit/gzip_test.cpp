@@ -18,17 +18,14 @@
 namespace payloadfs {
 namespace {
 
+using testing::expect_in_bounds;
+using testing::to_bytes;
+
 using testing::Bytes;
 
 const Format& gz() {
   static const auto format = formats::make_gzip();
   return *format;
-}
-
-std::vector<std::byte> to_bytes(std::string_view s) {
-  std::vector<std::byte> out(s.size());
-  std::memcpy(out.data(), s.data(), s.size());
-  return out;
 }
 
 // Raw deflate (no zlib/gzip wrapper) of `data`; `finish` false leaves the stream open after a
@@ -102,11 +99,6 @@ std::vector<std::byte> concat(std::initializer_list<std::vector<std::byte>> part
   std::vector<std::byte> out;
   for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
   return out;
-}
-
-void expect_in_bounds(const Layout& layout, uint64_t size) {
-  for (const auto& s : layout.slices)
-    EXPECT_TRUE(range_within(s.range.offset, s.range.length, size)) << s.name;
 }
 
 // ---------------------------------------------------------------- real files vs. Python/gzip

@@ -17,6 +17,9 @@ std::unique_ptr<Format> make_mcap();
 namespace payloadfs {
 namespace {
 
+using testing::expect_in_bounds;
+using testing::first_error;
+
 using testing::Bytes;
 using testing::parse_bytes;
 
@@ -78,15 +81,6 @@ std::vector<std::byte> bytes_of(const std::string& s) {
 bool has_error(const Layout& l, const std::string& needle) {
   return std::any_of(l.errors.begin(), l.errors.end(),
                      [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-}
-
-void expect_in_bounds(const Layout& l, uint64_t size) {
-  for (const auto& s : l.slices)
-    EXPECT_TRUE(s.range.offset <= size && s.range.length <= size - s.range.offset) << s.name;
-}
-
-std::string first_error(const Layout& l) {
-  return l.errors.empty() ? std::string() : l.errors.front();
 }
 
 const Slice* find(const Layout& l, const std::string& name) {

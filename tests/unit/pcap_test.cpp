@@ -16,6 +16,9 @@ std::unique_ptr<Format> make_pcap();
 namespace payloadfs {
 namespace {
 
+using testing::expect_in_bounds;
+using testing::first_error;
+
 using testing::Bytes;
 using testing::parse_bytes;
 
@@ -42,15 +45,6 @@ struct Writer {
 bool has_error(const Layout& l, const std::string& needle) {
   return std::any_of(l.errors.begin(), l.errors.end(),
                      [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-}
-
-void expect_in_bounds(const Layout& l, uint64_t size) {
-  for (const auto& s : l.slices)
-    EXPECT_TRUE(s.range.offset <= size && s.range.length <= size - s.range.offset) << s.name;
-}
-
-std::string first_error(const Layout& l) {
-  return l.errors.empty() ? std::string() : l.errors.front();
 }
 
 TEST(Pcap, Detect) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/byte_source.hpp"
+#include "core/checked_math.hpp"
 #include "core/format.hpp"
 #include "core/payload.hpp"
 #include "core/registry.hpp"
@@ -68,6 +69,24 @@ inline std::vector<std::byte> read_file(const std::string& path) {
   std::vector<std::byte> out(chars.size());
   if (!chars.empty()) std::memcpy(out.data(), chars.data(), chars.size());
   return out;
+}
+
+// The bytes of a string, for hand-built files.
+inline std::vector<std::byte> to_bytes(std::string_view s) {
+  std::vector<std::byte> out(s.size());
+  if (!s.empty()) std::memcpy(out.data(), s.data(), s.size());
+  return out;
+}
+
+// Every slice lies inside a file of `size` bytes.
+inline void expect_in_bounds(const Layout& layout, uint64_t size) {
+  for (const auto& s : layout.slices)
+    EXPECT_TRUE(range_within(s.range.offset, s.range.length, size)) << s.name;
+}
+
+// The first error, or "" when there is none (for failure messages).
+inline std::string first_error(const Layout& layout) {
+  return layout.errors.empty() ? std::string() : layout.errors.front();
 }
 
 // Appends every record of every table to the slices, as slices.json lists them: named

@@ -11,6 +11,8 @@
 namespace payloadfs {
 namespace {
 
+using testing::expect_in_bounds;
+
 using testing::Bytes;
 using testing::parse_bytes;
 
@@ -55,11 +57,6 @@ Bytes wav(bool big, const std::string& fmt, const std::string& data) {
 bool has_error(const Layout& l, const std::string& needle) {
   return std::any_of(l.errors.begin(), l.errors.end(),
                      [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-}
-
-void expect_in_bounds(const Layout& l, uint64_t size) {
-  for (const auto& s : l.slices)
-    EXPECT_TRUE(s.range.offset <= size && s.range.length <= size - s.range.offset) << s.name;
 }
 
 const Slice* find(const Layout& l, const std::string& name) {
