@@ -3,9 +3,7 @@
 #include <cstdint>
 
 namespace payloadfs {
-namespace {
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
 size_t utf8_sequence_length(std::string_view s, size_t i) {
   const auto b0 = static_cast<uint8_t>(s[i]);
   if (b0 < 0x80) return 1;
@@ -30,8 +28,6 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
   return len;
 }
-
-}  // namespace
 
 std::string utf8_or_escaped(std::string_view bytes) {
   std::string out;

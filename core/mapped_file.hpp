@@ -28,6 +28,10 @@ class MappedFile {
   [[nodiscard]] uint64_t size() const noexcept { return size_; }
   // Bytes of the mapping, for handing to the kernel; empty for an empty file.
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept;
+  // Maps the pages of [offset, offset + length) in one call (MADV_POPULATE_READ), so that the
+  // kernel's copy out of them does not take a fault per page. Best effort: pages past the
+  // file's current end are left alone (EFAULT, never SIGBUS), and older kernels ignore it.
+  void populate(uint64_t offset, uint64_t length) const noexcept;
 
  private:
   MappedFile(void* base, uint64_t size) noexcept : base_(base), size_(size) {}

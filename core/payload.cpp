@@ -150,12 +150,25 @@ Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool m
     header["errors"] = std::move(errors);
   }
   header_json_ = dump(header);
+  const auto arrays = refs_arrays(slices_);
+  has_refs_json_ = !arrays.empty() && utf8_or_escaped(path_) == path_;
 
   // Text held, twice the slices' rendered size for their in-memory form, a few hundred
   // bytes per tree node, 16 per record.
   memory_estimate_ = sizeof(Payload) + path_.size() + header_json_.size() +
                      3 * slices_json_.head().size() + 256 * (slices_.size() + tables_.size() + 1);
   for (const auto& table : tables_) memory_estimate_ += table.records.size() * sizeof(Record);
+  // refs.json, once read: about 300 bytes, the name three times and the URL per array.
+  if (has_refs_json_) {
+    for (const auto& a : arrays) memory_estimate_ += 300 + 3 * a.name.size() + 2 * path_.size();
+  }
+}
+
+const std::string& Payload::refs_json(std::string_view source_url) const {
+  std::call_once(refs_json_once_, [&] {
+    if (has_refs_json_) refs_json_ = render_refs_json(refs_arrays(slices_), source_url);
+  });
+  return refs_json_;
 }
 
 std::optional<ByteRange> Payload::range_of(const SliceTree::Entry& entry) const {

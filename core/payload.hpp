@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -14,6 +15,7 @@
 
 #include "core/layout.hpp"
 #include "core/mapped_file.hpp"
+#include "core/refs_json.hpp"
 #include "core/registry.hpp"
 #include "core/slice_tree.hpp"
 #include "core/slices_json.hpp"
@@ -58,6 +60,12 @@ class Payload {
   // The whole of slices.json, for --inspect.
   [[nodiscard]] std::string slices_json_text(const ByteSource& source) const;
   [[nodiscard]] ByteRange magic() const noexcept { return magic_; }
+  // Whether refs.json is offered: some slices are arrays (see refs_json.hpp) and the path is
+  // valid UTF-8, so that references name the file exactly.
+  [[nodiscard]] bool has_refs_json() const noexcept { return has_refs_json_; }
+  // refs.json with every reference pointing at `source_url` (this file's absolute path or URL).
+  // Rendered on the first call and kept: every call must pass the same URL (one per mount).
+  [[nodiscard]] const std::string& refs_json(std::string_view source_url) const;
   [[nodiscard]] std::span<const Slice> slices() const noexcept { return slices_; }
   [[nodiscard]] std::span<const RecordTable> tables() const noexcept { return tables_; }
   // The bytes an entry under raw/ serves (a slice or a record); nullopt for directories.
@@ -71,6 +79,8 @@ class Payload {
   [[nodiscard]] bool mapped() const noexcept { return mapped_; }
   // The mapped bytes of `range`, which must lie within the file.
   [[nodiscard]] std::span<const std::byte> bytes(ByteRange range) const noexcept;
+  // Faults in the pages of `range` ahead of a large reply (see MappedFile::populate).
+  void populate(ByteRange range) const noexcept { map_.populate(range.offset, range.length); }
 
  private:
   Payload(std::string path, const struct stat& st, MappedFile map, bool mapped, Layout layout,
@@ -89,6 +99,9 @@ class Payload {
   SliceTree tree_;  // built from slices_ and tables_, so declared after them
   std::string header_json_;
   SlicesJson slices_json_;
+  bool has_refs_json_ = false;
+  mutable std::once_flag refs_json_once_;
+  mutable std::string refs_json_;
   size_t memory_estimate_ = 0;
 };
 

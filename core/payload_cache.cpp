@@ -13,7 +13,9 @@ PayloadCache::PayloadCache(const SourceRoot& root, const Registry& registry, siz
       capacity_(capacity == 0 ? 1 : capacity),
       memory_budget_(memory_budget) {}
 
-std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::string& rel) {
+std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::string& rel,
+                                                                    Built* built) {
+  if (built != nullptr) *built = Built{};
   auto opened = root_.open_file(rel);
   if (const int* err = std::get_if<int>(&opened)) return *err;
   const UniqueFd fd = std::move(std::get<UniqueFd>(opened));
@@ -29,11 +31,20 @@ std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::s
       ++counters_.hits;
       return it->second.payload;
     }
+    ++counters_.misses;
   }
+  const auto started = std::chrono::steady_clock::now();
   auto payload = Payload::build(rel, fd.get(), st, registry_);
+  if (built != nullptr) *built = Built{true, std::chrono::steady_clock::now() - started};
   const std::lock_guard lock(mutex_);
   ++counters_.builds;
-  if (!payload->errors().empty()) ++counters_.builds_with_errors;
+  const bool with_errors = !payload->errors().empty();
+  if (with_errors) ++counters_.builds_with_errors;
+  auto format = counters_.formats.find(payload->format());
+  if (format == counters_.formats.end())
+    format = counters_.formats.emplace(std::string(payload->format()), FormatCounts{}).first;
+  ++format->second.parsed;
+  if (with_errors) ++format->second.with_errors;
   auto [it, inserted] = entries_.try_emplace(rel);
   if (inserted) {
     recency_.push_front(rel);
@@ -59,6 +70,8 @@ PayloadCache::Counters PayloadCache::counters() const {
   Counters out = counters_;
   out.cached = entries_.size();
   out.memory = memory_;
+  out.capacity = capacity_;
+  out.memory_budget = memory_budget_;
   return out;
 }
 

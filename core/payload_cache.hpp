@@ -4,8 +4,11 @@
 // Evicting drops the cache's reference only: open files keep their payload alive.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -20,13 +23,26 @@ namespace payloadfs {
 
 class PayloadCache {
  public:
+  struct FormatCounts {
+    uint64_t parsed = 0;
+    uint64_t with_errors = 0;
+  };
   struct Counters {
     uint64_t hits = 0;
+    uint64_t misses = 0;  // lookups of a regular file that found no current entry
     uint64_t builds = 0;
     uint64_t builds_with_errors = 0;
     uint64_t evictions = 0;
     size_t cached = 0;
     size_t memory = 0;  // estimated bytes held by cached payloads
+    size_t capacity = 0;
+    size_t memory_budget = 0;
+    std::map<std::string, FormatCounts, std::less<>> formats;  // builds by format name
+  };
+  // Whether a get() built the payload it returned (a miss), and how long parsing took.
+  struct Built {
+    bool fresh = false;
+    std::chrono::steady_clock::duration took{};
   };
 
   // Keeps at most `capacity` payloads and about `memory_budget` bytes of them (the most
@@ -36,7 +52,8 @@ class PayloadCache {
   static constexpr size_t kDefaultMemoryBudget = 8 << 20;
 
   // The current payload of the regular file at `rel`, or an errno value.
-  [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> get(const std::string& rel);
+  [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> get(const std::string& rel,
+                                                                      Built* built = nullptr);
   [[nodiscard]] Counters counters() const;
 
  private:

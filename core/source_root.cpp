@@ -8,7 +8,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 
 namespace payloadfs {
 namespace {
@@ -51,7 +54,11 @@ int walk_open(int root, std::string_view rel, int flags) {
 
 }  // namespace
 
-std::variant<SourceRoot, SourceRoot::OpenError> SourceRoot::open(const std::string& path) {
+std::variant<SourceRoot, SourceRoot::OpenError> SourceRoot::open(const std::string& given) {
+  // Canonical, so that where a symbolic link leads can be compared with it.
+  const std::unique_ptr<char, decltype(&std::free)> real(::realpath(given.c_str(), nullptr),
+                                                         &std::free);
+  const std::string path = real ? std::string(real.get()) : given;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) {
     const int err = errno;
@@ -132,6 +139,43 @@ std::variant<std::vector<SourceRoot::Entry>, int> SourceRoot::list(std::string_v
   ::closedir(dir);
   if (err != 0) return err;
   return entries;
+}
+
+std::variant<std::string, int> SourceRoot::link_target(std::string_view rel) const {
+  auto link = stat(rel);  // the link itself, reached without following any link
+  if (const int* err = std::get_if<int>(&link)) return *err;
+  if (!S_ISLNK(std::get<struct stat>(link).st_mode)) return EINVAL;
+  // The kernel's own resolution, with every link and ".." on the way, decides where it leads.
+  const std::string full = (path_ == "/" ? "" : path_) + "/" + std::string(rel);
+  const std::unique_ptr<char, decltype(&std::free)> real(::realpath(full.c_str(), nullptr),
+                                                         &std::free);
+  if (!real) return ENOENT;
+  const std::string_view resolved(real.get());
+  std::string_view inside;
+  if (resolved == path_) {
+    inside = "";
+  } else {
+    const std::string_view prefix = path_ == "/" ? std::string_view() : std::string_view(path_);
+    if (resolved.size() <= prefix.size() + 1 || resolved.substr(0, prefix.size()) != prefix ||
+        resolved[prefix.size()] != '/')
+      return ENOENT;
+    inside = resolved.substr(prefix.size() + 1);
+  }
+  // Only what the mount shows may be linked to; checked again without following links, so the
+  // answer is about the object that the mount will reach through the returned path.
+  auto target = stat(inside);
+  if (std::holds_alternative<int>(target)) return ENOENT;
+  const mode_t mode = std::get<struct stat>(target).st_mode;
+  if (!S_ISDIR(mode) && !S_ISREG(mode)) return ENOENT;
+  // Up to SRC from the link's directory, then down: the mount's ".." never leaves the mount
+  // because every component is a real directory of SRC.
+  std::string out;
+  for (const char c : rel)
+    if (c == '/') out += "../";
+  out += inside;
+  if (out.empty()) return std::string(".");
+  if (out.back() == '/') out.pop_back();
+  return out;
 }
 
 }  // namespace payloadfs

@@ -36,6 +36,10 @@ class SourceRoot {
   [[nodiscard]] std::variant<struct stat, int> stat(std::string_view rel) const;
   [[nodiscard]] std::variant<UniqueFd, int> open_file(std::string_view rel) const;
   [[nodiscard]] std::variant<std::vector<Entry>, int> list(std::string_view rel) const;
+  // For a symbolic link at `rel` that resolves to a directory or regular file inside SRC: a
+  // target relative to the link's directory that names the same object without going through
+  // any link. ENOENT for links that dangle, loop, or lead outside SRC (they are not shown).
+  [[nodiscard]] std::variant<std::string, int> link_target(std::string_view rel) const;
 
   [[nodiscard]] static std::string join(std::string_view dir, std::string_view name);
 
@@ -44,7 +48,7 @@ class SourceRoot {
   [[nodiscard]] std::variant<UniqueFd, int> open_beneath(std::string_view rel, int flags) const;
 
   UniqueFd fd_;
-  std::string path_;
+  std::string path_;  // canonical (realpath)
 };
 
 }  // namespace payloadfs

@@ -13,6 +13,7 @@
 #include "core/checked_math.hpp"
 #include "core/json_text.hpp"
 #include "core/range_name.hpp"
+#include "fs/log.hpp"
 #include "fs/readahead.hpp"
 #include "payloadfs/version.hpp"
 
@@ -20,8 +21,12 @@ namespace payloadfs {
 namespace {
 
 constexpr std::string_view kControlDir = ".payloadfs";
-constexpr std::string_view kControlFiles[] = {"version", "formats.json", "stats.json"};
-constexpr std::string_view kPayloadEntries[] = {"header.json", "slices.json", "magic", "raw"};
+// Reads at least this large have their source pages mapped in one call before the reply.
+constexpr size_t kPopulateBytes = 64 << 10;
+constexpr std::string_view kControlFiles[] = {"version", "formats.json", "stats.json",
+                                              "errors.json"};
+constexpr std::string_view kPayloadEntries[] = {"header.json", "slices.json", "refs.json", "magic",
+                                                "raw"};
 
 struct stat must_stat_root(const SourceRoot& root) {
   struct stat st {};
@@ -40,6 +45,12 @@ struct timespec wall_now() {
 std::string parent_of(const std::string& path) {
   const size_t slash = path.rfind('/');
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+// Where refs.json's references point: -o refs_prefix, or SRC's absolute path, then the path.
+std::string refs_url(const SourceRoot& root, const MountOptions& options, const Payload& payload) {
+  if (!options.refs_prefix.empty()) return options.refs_prefix + payload.path();
+  return root.path() + (root.path().ends_with('/') ? "" : "/") + payload.path();
 }
 
 // Read permission is what a source grants; directories get x wherever they get r.
@@ -65,7 +76,8 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
 
 void Filesystem::init(fuse_conn_info* conn) {
   // Replies come from memory; splicing would only add syscalls (see docs/layout.md).
-  conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+  conn->want &=
+      ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
   conn->time_gran = 1;
 }
 
@@ -74,10 +86,9 @@ void Filesystem::settle() {
   if (options_.read_ahead_kb == 0 || options_.mountpoint.empty()) return;
   const std::string problem = set_mount_readahead(options_.mountpoint, options_.read_ahead_kb);
   if (problem.empty()) {
-    fuse_log(FUSE_LOG_INFO, "payloadfs: readahead set to %u KiB\n", options_.read_ahead_kb);
+    log(LogLevel::info, "readahead set to %u KiB", options_.read_ahead_kb);
   } else {
-    fuse_log(FUSE_LOG_INFO, "payloadfs: readahead left at the kernel's default (%s)\n",
-             problem.c_str());
+    log(LogLevel::warn, "readahead left at the kernel's default (%s)", problem.c_str());
   }
 }
 
@@ -87,9 +98,26 @@ void Filesystem::reply_error(fuse_req_t req, int error) {
 }
 
 std::variant<std::shared_ptr<const Payload>, int> Filesystem::payload_for(const NodeKey& key) {
-  auto got = cache_.get(key.path);
+  PayloadCache::Built built;
+  auto got = cache_.get(key.path, &built);
   if (const int* err = std::get_if<int>(&got)) return *err == ENOENT ? ESTALE : *err;
   auto payload = std::get<std::shared_ptr<const Payload>>(std::move(got));
+  if (built.fresh) {  // a new version (or a rebuilt one): logged here, never on cache hits
+    if (log_enabled(LogLevel::debug)) {
+      uint64_t slices = payload->slices().size();
+      for (const auto& table : payload->tables()) slices += table.records.size();
+      const std::chrono::duration<double, std::milli> ms = built.took;
+      log(LogLevel::debug, "parsed %s: %s, %llu slices, %.1f ms", payload->path().c_str(),
+          std::string(payload->format()).c_str(), static_cast<unsigned long long>(slices),
+          ms.count());
+    }
+    if (payload_errors_.record(*payload)) {
+      const size_t count = payload->errors().size();
+      log(LogLevel::warn, "malformed %s payload %s (%zu error%s): %s",
+          std::string(payload->format()).c_str(), payload->path().c_str(), count,
+          count == 1 ? "" : "s", payload->errors().front().c_str());
+    }
+  }
   const auto id = payload->identity();
   if (id.dev != key.dev || id.ino != key.ino) return ESTALE;  // another file now has that name
   return payload;
@@ -108,6 +136,7 @@ std::variant<Filesystem::Resolved, int> Filesystem::resolve(fuse_ino_t ino) {
       const bool want_dir = out.key.kind == NodeKind::raw_dir;
       if (!entry || entry->is_dir() != want_dir) return ESTALE;
     }
+    if (out.key.kind == NodeKind::refs_json && !out.payload->has_refs_json()) return ESTALE;
     if (out.key.kind == NodeKind::range_file &&
         !range_within(out.key.offset, out.key.length, out.payload->size()))
       return ESTALE;
@@ -133,14 +162,22 @@ std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string
       }
       if (S_ISREG(s.st_mode))
         return NodeKey{NodeKind::payload_dir, s.st_dev, s.st_ino, path, "", 0, 0};
-      return ENOENT;  // symlinks, devices, FIFOs, sockets are not shown
+      if (S_ISLNK(s.st_mode) && std::holds_alternative<std::string>(root_.link_target(path)))
+        return NodeKey{NodeKind::symlink, s.st_dev, s.st_ino, path, "", 0, 0};
+      return ENOENT;  // links leading outside SRC, devices, FIFOs, sockets are not shown
     }
     case NodeKind::payload_dir:
       if (name == "header.json")
         key.kind = NodeKind::header_json;
       else if (name == "slices.json")
         key.kind = NodeKind::slices_json;
-      else if (name == "magic")
+      else if (name == "refs.json") {
+        // Only payloads with array slices have one: the payload must be parsed to know.
+        auto payload = payload_for(p);
+        if (const int* err = std::get_if<int>(&payload)) return *err;
+        if (!std::get<std::shared_ptr<const Payload>>(payload)->has_refs_json()) return ENOENT;
+        key.kind = NodeKind::refs_json;
+      } else if (name == "magic")
         key.kind = NodeKind::magic;
       else if (name == "raw")
         key.kind = NodeKind::raw_dir;
@@ -194,6 +231,20 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
       st.st_nlink = 1;
       st.st_size = static_cast<off_t>(control_file(key.sub).size());
     }
+  } else if (key.kind == NodeKind::symlink) {
+    auto source = root_.stat(key.path);
+    if (const int* err = std::get_if<int>(&source)) return *err == ENOENT ? ESTALE : *err;
+    const auto& s = std::get<struct stat>(source);
+    if (s.st_dev != key.dev || s.st_ino != key.ino || !S_ISLNK(s.st_mode)) return ESTALE;
+    auto target = root_.link_target(key.path);
+    if (const int* err = std::get_if<int>(&target)) return *err == ENOENT ? ESTALE : *err;
+    st.st_mode = S_IFLNK | 0777;
+    st.st_nlink = 1;
+    st.st_size = static_cast<off_t>(std::get<std::string>(target).size());
+    st.st_uid = s.st_uid;
+    st.st_gid = s.st_gid;
+    st.st_mtim = st.st_atim = s.st_mtim;
+    st.st_ctim = s.st_ctim;
   } else if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
              key.kind == NodeKind::range_dir) {
     auto source = root_.stat(key.path);
@@ -223,6 +274,9 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
         break;
       case NodeKind::slices_json:
         size = payload->slices_json_size();
+        break;
+      case NodeKind::refs_json:
+        size = payload->refs_json(refs_url(root_, options_, *payload)).size();
         break;
       case NodeKind::magic:
         size = payload->magic().length;
@@ -255,8 +309,10 @@ bool Filesystem::watched(const std::string& dir) const {
 }
 
 double Filesystem::attr_timeout(const NodeKey& key) const {
-  // stats.json changes size between calls: never let the kernel cache its attributes.
-  if (key.kind == NodeKind::control_file && key.sub == "stats.json") return 0.0;
+  // stats.json and errors.json change size between calls: never let the kernel cache their
+  // attributes.
+  if (key.kind == NodeKind::control_file && (key.sub == "stats.json" || key.sub == "errors.json"))
+    return 0.0;
   if (key.kind == NodeKind::control_dir || key.kind == NodeKind::control_file)
     return MountOptions::kWatchedTimeout;
   return options_.attr_timeout.value_or(watched(parent_of(key.path))
@@ -282,9 +338,8 @@ void Filesystem::attach(fuse_session* session) {
   });
   if (!watcher_ || !watcher_->watch("")) {
     watcher_.reset();
-    fuse_log(FUSE_LOG_WARNING,
-             "payloadfs: cannot watch %s for changes; changes show within %.0f s\n",
-             root_.path().c_str(), MountOptions::kUnwatchedTimeout);
+    log(LogLevel::warn, "cannot watch %s for changes; changes show within %.0f s",
+        root_.path().c_str(), MountOptions::kUnwatchedTimeout);
   }
 }
 
@@ -389,25 +444,22 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
                    e.name.c_str());
           continue;
         }
-        NodeKind kind;
-        if (e.type == DT_DIR)
-          kind = NodeKind::source_dir;
-        else if (e.type == DT_REG)
-          kind = NodeKind::payload_dir;
-        else if (e.type != DT_UNKNOWN)
-          continue;
-        else {
-          auto st = root_.stat(SourceRoot::join(k.path, e.name));
-          if (std::holds_alternative<int>(st)) continue;
-          const auto mode = std::get<struct stat>(st).st_mode;
-          if (S_ISDIR(mode))
-            kind = NodeKind::source_dir;
-          else if (S_ISREG(mode))
-            kind = NodeKind::payload_dir;
-          else
-            continue;
-        }
         std::string path = SourceRoot::join(k.path, e.name);
+        unsigned char type = e.type;
+        if (type == DT_UNKNOWN) {
+          auto st = root_.stat(path);
+          if (std::holds_alternative<int>(st)) continue;
+          type = static_cast<unsigned char>(IFTODT(std::get<struct stat>(st).st_mode));
+        }
+        NodeKind kind;
+        if (type == DT_DIR)
+          kind = NodeKind::source_dir;
+        else if (type == DT_REG)
+          kind = NodeKind::payload_dir;
+        else if (type == DT_LNK && std::holds_alternative<std::string>(root_.link_target(path)))
+          kind = NodeKind::symlink;
+        else
+          continue;
         dir->entries.push_back(
             DirEntry{std::move(e.name), NodeKey{kind, k.dev, e.ino, std::move(path), "", 0, 0}});
       }
@@ -450,6 +502,7 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fi->keep_cache = fi->cache_readdir;
   if (k.kind == NodeKind::raw_dir)  // a new payload version may list other slices
     fi->keep_cache = inodes_.same_version_as_last_open(ino, r.payload->identity());
+  if (k.kind == NodeKind::payload_dir) fi->keep_cache = false;  // refs.json depends on the version
   fi->fh = dirs_.adopt(std::move(dir));
   if (fuse_reply_open(req, fi) != 0) dirs_.drop(fi->fh);  // interrupted: free it
 }
@@ -476,7 +529,9 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
     if (!plus) {
       struct stat st {};
       st.st_ino = dot ? (i == 0 ? ino : FUSE_ROOT_ID) : InodeTable::preferred(e.key);
-      st.st_mode = is_directory(e.key.kind) ? S_IFDIR : S_IFREG;
+      st.st_mode = is_directory(e.key.kind)          ? S_IFDIR
+                   : e.key.kind == NodeKind::symlink ? S_IFLNK
+                                                     : S_IFREG;
       added = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st, next);
     } else {
       fuse_entry_param entry{};
@@ -485,7 +540,8 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
         entry.attr.st_mode = S_IFDIR;
       } else {
         NodeKey key = e.key;
-        if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir) {
+        if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
+            key.kind == NodeKind::symlink) {
           // getdents' d_ino is not the identity lookup sees (mount points): ask lookup's way.
           auto looked_up = child(Resolved{dir.entries[0].key, nullptr}, e.name);
           if (auto* k = std::get_if<NodeKey>(&looked_up)) key = std::move(*k);
@@ -494,8 +550,10 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
           auto got = payload_for(key);
           if (auto* p = std::get_if<std::shared_ptr<const Payload>>(&got)) payload = *p;
         }
-        auto attr = attributes(key, needs_payload(key.kind) ? payload.get() : nullptr);
-        if (needs_payload(key.kind) && !payload) attr = ESTALE;
+        // A payload gone since opendir (its file replaced) leaves nothing to describe.
+        std::variant<struct stat, int> attr = ESTALE;
+        if (!needs_payload(key.kind) || payload)
+          attr = attributes(key, needs_payload(key.kind) ? payload.get() : nullptr);
         if (const auto* st = std::get_if<struct stat>(&attr)) {
           entry.attr = *st;
           entry.ino = inodes_.acquire(key);
@@ -553,6 +611,10 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         file->is_slices_json = true;
       }
       break;
+    case NodeKind::refs_json:
+      file->is_text = true;
+      file->text = r.payload->refs_json(refs_url(root_, options_, *r.payload));
+      break;
     case NodeKind::magic:
       file->range = r.payload->magic();
       break;
@@ -575,15 +637,31 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     default:
       return reply_error(req, EISDIR);
   }
+  if (file->payload && !file->is_text) {
+    if (!file->payload->mapped()) return reply_error(req, EIO);
+    // Held for read()'s check of the source's current size. Without it (out of descriptors)
+    // the bytes are still served, unchecked.
+    // The same file, not necessarily the same version: its size now is what read() checks.
+    auto opened = root_.open_file(file->payload->path());
+    if (auto* fd = std::get_if<UniqueFd>(&opened)) {
+      struct stat st {};
+      const struct stat& opened_as = file->payload->source_stat();
+      if (::fstat(fd->get(), &st) != 0 || st.st_dev != opened_as.st_dev ||
+          st.st_ino != opened_as.st_ino)
+        return reply_error(req, ESTALE);  // replaced since the lookup
+      file->source = std::move(*fd);
+    }
+  }
   if (file->payload) {
-    if (!file->is_text && !file->payload->mapped()) return reply_error(req, EIO);
     // Same version as the kernel's cached pages: keep them. Otherwise they are stale.
     fi->keep_cache = inodes_.same_version_as_last_open(ino, file->payload->identity());
   }
   // Generated JSON is read whole from the version opened, not through the page cache: a
   // source rewritten between a getattr and a read could otherwise pair one version's size
   // with another's text. (Payload bytes stay cached and mmap-able.)
-  if (r.key.kind == NodeKind::header_json || r.key.kind == NodeKind::slices_json) fi->direct_io = 1;
+  if (r.key.kind == NodeKind::header_json || r.key.kind == NodeKind::slices_json ||
+      r.key.kind == NodeKind::refs_json)
+    fi->direct_io = 1;
   fi->noflush = 1;
   fi->fh = files_.adopt(std::move(file));
   if (fuse_reply_open(req, fi) != 0) files_.drop(fi->fh);
@@ -604,8 +682,22 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   if (file.is_text) {
     data = file.text.data() + start;
   } else {
-    const auto bytes = file.payload->bytes({file.range.offset + start, count});
+    const uint64_t source_offset = file.range.offset + start;
+    // A source cut inside a page still reads through the mapping, as zeros past its new end:
+    // bytes that no version had. Answer EIO for bytes the file no longer has (never a short
+    // reply, which would make the kernel shrink the file). A cut after this check faults the
+    // kernel's copy instead, except within the new last page: a window of microseconds.
+    if (file.source.valid()) {
+      struct stat st {};
+      if (::fstat(file.source.get(), &st) != 0 ||
+          static_cast<uint64_t>(st.st_size) < source_offset + count)
+        return reply_error(req, EIO);
+    }
+    const auto bytes = file.payload->bytes({source_offset, count});
     if (bytes.size() != count) return reply_error(req, EIO);
+    // Readahead-sized requests: one madvise maps every page before the kernel copies them
+    // (measured 1.6 -> 2.6-3.6 GB/s); for a few pages the faults cost less than the call.
+    if (count >= kPopulateBytes) file.payload->populate({source_offset, count});
     data = reinterpret_cast<const char*>(bytes.data());
   }
   // The kernel copies straight from the mapping. If the source shrank under us, that copy
@@ -645,6 +737,17 @@ void Filesystem::read_slices_json(fuse_req_t req, OpenFile& file, size_t size, o
 void Filesystem::release(fuse_req_t req, fuse_file_info* fi) {
   files_.drop(fi->fh);
   fuse_reply_err(req, 0);
+}
+
+void Filesystem::readlink(fuse_req_t req, fuse_ino_t ino) {
+  auto resolved = resolve(ino);
+  if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
+  const NodeKey& key = std::get<Resolved>(resolved).key;
+  if (key.kind != NodeKind::symlink) return reply_error(req, EINVAL);
+  // Recomputed on every call: where the link leads is checked against SRC as it is now.
+  auto target = root_.link_target(key.path);
+  if (const int* err = std::get_if<int>(&target)) return reply_error(req, *err);
+  fuse_reply_readlink(req, std::get<std::string>(target).c_str());
 }
 
 void Filesystem::statfs(fuse_req_t req) {
@@ -738,6 +841,7 @@ std::string Filesystem::control_file(std::string_view name) const {
   if (name == "version") return std::string("payloadfs ") + kVersion + "\n";
   if (name == "formats.json") return formats_json();
   if (name == "stats.json") return stats_json();
+  if (name == "errors.json") return errors_json();
   return {};
 }
 
@@ -775,8 +879,49 @@ std::string Filesystem::stats_json() const {
       {"payload_cache_hits", cache.hits},
       {"payload_cache_evictions", cache.evictions},
       {"inodes", inodes_.size()},
+      {"open_files", files_.size()},
+      {"open_dirs", dirs_.size()},
   };
+  const uint64_t lookups = cache.hits + cache.misses;
+  out["payload_cache"] = {
+      {"hits", cache.hits},
+      {"misses", cache.misses},
+      {"evictions", cache.evictions},
+      {"hit_ratio",
+       lookups == 0 ? 0.0 : static_cast<double>(cache.hits) / static_cast<double>(lookups)},
+      {"entries", cache.cached},
+      {"bytes", cache.memory},
+      {"max_entries", cache.capacity},
+      {"max_bytes", cache.memory_budget},
+  };
+  Json formats = Json::object();
+  for (const auto& [name, counts] : cache.formats)
+    formats[name] = {{"parsed", counts.parsed}, {"with_errors", counts.with_errors}};
+  out["formats"] = std::move(formats);
   return out.dump(2) + "\n";
+}
+
+// Payload versions that reported errors and are still current: entries whose source is gone
+// or changed since are dropped here (a changed source is listed again once it is parsed).
+std::string Filesystem::errors_json() const {
+  Json payloads = Json::array();
+  for (const auto& entry : payload_errors_.entries()) {
+    auto st = root_.stat(entry.path);
+    const auto* s = std::get_if<struct stat>(&st);
+    if (s == nullptr || !S_ISREG(s->st_mode) || !(SourceIdentity::of(*s) == entry.identity)) {
+      payload_errors_.forget(entry.path, entry.identity);
+      continue;
+    }
+    payloads.push_back({{"path", utf8_or_escaped(entry.path)},
+                        {"format", entry.format},
+                        {"first_error", utf8_or_escaped(entry.first_error)},
+                        {"error_count", entry.error_count}});
+  }
+  Json out = Json::object();
+  out["count"] = payloads.size();
+  out["truncated"] = payload_errors_.truncated();
+  out["payloads"] = std::move(payloads);
+  return out.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace payloadfs

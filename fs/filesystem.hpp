@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "core/payload_cache.hpp"
+#include "core/payload_errors.hpp"
 #include "core/registry.hpp"
 #include "core/source_root.hpp"
 #include "fs/handle_table.hpp"
@@ -42,6 +43,7 @@ class Filesystem {
   void read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
   void release(fuse_req_t req, fuse_file_info* fi);
   void read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset);
+  void readlink(fuse_req_t req, fuse_ino_t ino);
   void statfs(fuse_req_t req);
   void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
   void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
@@ -77,12 +79,14 @@ class Filesystem {
   using Xattrs = std::vector<std::pair<std::string, std::string>>;
   [[nodiscard]] std::variant<Xattrs, int> xattrs(fuse_ino_t ino);
   [[nodiscard]] std::string stats_json() const;
+  [[nodiscard]] std::string errors_json() const;
   [[nodiscard]] std::string formats_json() const;
 
   SourceRoot root_;
   Registry registry_;
   MountOptions options_;
   PayloadCache cache_;
+  mutable PayloadErrors payload_errors_;  // errors.json drops stale entries as it renders
   InodeTable inodes_;
   Stats stats_;
   HandleTable<OpenFile> files_;

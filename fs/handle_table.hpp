@@ -3,6 +3,7 @@
 // finds its handle without a lock or a lookup); the table keeps ownership, so handles the kernel
 // never released (unmount with files open) are still freed when the filesystem goes away.
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,9 +32,13 @@ class HandleTable {
       owned_.erase(it);
     }
   }
+  [[nodiscard]] size_t size() const {
+    const std::lock_guard lock(mutex_);
+    return owned_.size();
+  }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::unordered_map<uint64_t, std::unique_ptr<T>> owned_;
 };
 

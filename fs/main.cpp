@@ -1,6 +1,7 @@
 // payloadfs SRC MNT [options]: parses the command line, checks it, mounts, serves.
 
 #include <fuse_lowlevel.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <syslog.h>
@@ -21,11 +22,13 @@
 #include <string_view>
 #include <variant>
 
+#include "core/json_text.hpp"
 #include "core/registry.hpp"
 #include "core/source_root.hpp"
 #include "fs/filesystem.hpp"
 #include "fs/format_loading.hpp"
 #include "fs/inspect.hpp"
+#include "fs/log.hpp"
 #include "fs/ops.hpp"
 #include "payloadfs/version.hpp"
 
@@ -45,6 +48,8 @@ struct CliConfig {
   unsigned read_ahead_kb = 1024;
   const char* formats = nullptr;
   unsigned cache_memory_mb = 8;
+  const char* log_level = nullptr;
+  const char* refs_prefix = nullptr;
   int help = 0;
   int version = 0;
   const char* source = nullptr;
@@ -53,6 +58,11 @@ struct CliConfig {
 
 enum { kKeyHelp, kKeyVersion };
 
+// libfuse's FUSE_OPT_KEY stores -1U in an unsigned long, which clang's -Wconversion flags.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wimplicit-int-conversion"
+#endif
 const fuse_opt kOptions[] = {
     {"entry_timeout=%lf", offsetof(CliConfig, entry_timeout), 0},
     {"attr_timeout=%lf", offsetof(CliConfig, attr_timeout), 0},
@@ -62,12 +72,39 @@ const fuse_opt kOptions[] = {
     {"formats=%s", offsetof(CliConfig, formats), 0},
     {"read_ahead_kb=%u", offsetof(CliConfig, read_ahead_kb), 0},
     {"cache_memory=%u", offsetof(CliConfig, cache_memory_mb), 0},
+    {"log_level=%s", offsetof(CliConfig, log_level), 0},
+    {"refs_prefix=%s", offsetof(CliConfig, refs_prefix), 0},
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
     FUSE_OPT_KEY("--version", kKeyVersion),
+    // fstab's own options, and atime policies that mean nothing on a read-only mount: accepted
+    // and dropped so an fstab line or a unit's Options= passed on as they are does not fail.
+    // x-* options are dropped in on_option.
+    FUSE_OPT_KEY("defaults", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("owner", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("group", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("comment=", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("relatime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("norelatime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("strictatime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nostrictatime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("lazytime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nolazytime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("diratime", FUSE_OPT_KEY_DISCARD),
+    FUSE_OPT_KEY("nodiratime", FUSE_OPT_KEY_DISCARD),
     FUSE_OPT_END,
 };
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 int on_option(void* data, const char* arg, int key, fuse_args*) {
   auto* config = static_cast<CliConfig*>(data);
@@ -88,6 +125,9 @@ int on_option(void* data, const char* arg, int key, fuse_args*) {
                    "payloadfs: unexpected argument '%s' (usage: payloadfs [options] SRC MNT)\n",
                    arg);
       return -1;
+    case FUSE_OPT_KEY_OPT:
+      // x-systemd.automount, x-mount.mkdir, ...: for mount(8) and systemd, not for us.
+      return std::string_view(arg).starts_with("x-") ? 0 : 1;
     default:
       return 1;
   }
@@ -96,7 +136,7 @@ int on_option(void* data, const char* arg, int key, fuse_args*) {
 void print_help() {
   std::printf(
       "usage: payloadfs [options] SRC MNT\n"
-      "       payloadfs --inspect FILE [--slices]\n"
+      "       payloadfs --inspect [--slices] [--pretty|--compact] FILE|DIR...\n"
       "       payloadfs --check-format DESCRIPTOR.json [FILE...]\n"
       "\n"
       "Mounts SRC read-only at MNT; each file F of SRC becomes a directory MNT/F/ with\n"
@@ -105,8 +145,12 @@ void print_help() {
       "payloadfs options:\n"
       "    -h, --help             print this help\n"
       "    -V, --version          print the version\n"
-      "    --inspect FILE         print FILE's header.json without mounting\n"
-      "    --slices               with --inspect: print slices.json instead\n"
+      "    --inspect FILE|DIR...  print each file's header.json without mounting (DIRs\n"
+      "                           recursively, sorted; one JSON object per line, pretty\n"
+      "                           when stdout is a terminal)\n"
+      "    --slices               with --inspect: slices.json instead (several files:\n"
+      "                           {\"path\", \"slices\"} per line)\n"
+      "    --pretty, --compact    with --inspect: force indented or one-line JSON\n"
       "    -o entry_timeout=S     seconds names are cached by the kernel\n"
       "    -o attr_timeout=S      seconds attributes are cached by the kernel\n"
       "    -o negative_timeout=S  seconds missing names are cached\n"
@@ -119,13 +163,13 @@ void print_help() {
       "    -o cache_memory=MiB    and at most about this much memory for them (default 8)\n"
       "    -o read_ahead_kb=N     the mount's readahead window (default 1024; 0 leaves the\n"
       "                           kernel's 128; needs root)\n"
+      "    -o log_level=L         error, warn, info or debug (default info; debug with -d);\n"
+      "                           stderr with -f/-d, else syslog (LOG_DAEMON)\n"
+      "    -o refs_prefix=URL     refs.json points at URL/<path in SRC> instead of the\n"
+      "                           source's absolute path (e.g. s3://bucket/data/)\n"
       "\n");
   fuse_cmdline_help();
   fuse_lowlevel_help();
-}
-
-void log_to_syslog(enum fuse_log_level level, const char* fmt, va_list ap) {
-  vsyslog(static_cast<int>(level), fmt, ap);
 }
 
 struct ArgsDeleter {
@@ -160,6 +204,16 @@ bool is_remote_filesystem(const char* path) {
   }
 }
 
+// Every open file of the mount holds a descriptor of its source: allow as many as the hard
+// limit does (the soft limit is often 1024). Cached payloads hold mappings, not descriptors.
+void raise_descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 bool check_mountpoint(const char* mountpoint) {
   struct stat st {};
   if (::stat(mountpoint, &st) != 0) {
@@ -188,6 +242,10 @@ int run(int argc, char** argv) {
   if (fuse_opt_parse(args.get(), &config, kOptions, on_option) != 0) return 2;
   // fuse_opt allocates %s values with strdup.
   const std::unique_ptr<char, MountpointDeleter> formats_owner(const_cast<char*>(config.formats));
+  const std::unique_ptr<char, MountpointDeleter> log_level_owner(
+      const_cast<char*>(config.log_level));
+  const std::unique_ptr<char, MountpointDeleter> refs_prefix_owner(
+      const_cast<char*>(config.refs_prefix));
   if (config.help) {
     print_help();
     return 0;
@@ -200,6 +258,15 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "payloadfs: %s (usage: payloadfs [options] SRC MNT; see --help)\n",
                  config.positional == 0 ? "missing SRC and MNT" : "missing MNT");
     return 2;
+  }
+  std::optional<payloadfs::LogLevel> log_level;
+  if (config.log_level != nullptr) {
+    log_level = payloadfs::parse_log_level(config.log_level);
+    if (!log_level) {
+      std::fprintf(stderr, "payloadfs: bad log_level '%s' (error, warn, info or debug)\n",
+                   config.log_level);
+      return 2;
+    }
   }
   const auto bad_timeout = [](double t) { return t < 0; };  // false for NaN (unset)
   if (bad_timeout(config.entry_timeout) || bad_timeout(config.attr_timeout) ||
@@ -239,6 +306,10 @@ int run(int argc, char** argv) {
     return 1;
   }
   if (!check_mountpoint(mountpoint.get())) return 1;
+  // -d shows libfuse's request trace, which is logged at debug.
+  const payloadfs::LogLevel level =
+      log_level.value_or(cmdline.debug ? payloadfs::LogLevel::debug : payloadfs::LogLevel::info);
+  payloadfs::log_to_stderr(level);
 
   MountOptions options;
   const auto set = [](double t) { return std::isnan(t) ? std::nullopt : std::optional<double>(t); };
@@ -248,6 +319,14 @@ int run(int argc, char** argv) {
   options.cache_entries = config.cache_entries;
   options.read_ahead_kb = config.read_ahead_kb;
   options.cache_memory = static_cast<size_t>(config.cache_memory_mb) << 20;
+  if (config.refs_prefix != nullptr && *config.refs_prefix != '\0') {
+    options.refs_prefix = config.refs_prefix;
+    if (payloadfs::utf8_or_escaped(options.refs_prefix) != options.refs_prefix) {
+      std::fprintf(stderr, "payloadfs: refs_prefix must be UTF-8\n");
+      return 2;
+    }
+    if (options.refs_prefix.back() != '/') options.refs_prefix += '/';
+  }
   char mount_resolved[PATH_MAX];
   if (::realpath(mountpoint.get(), mount_resolved) != nullptr) options.mountpoint = mount_resolved;
   // inotify sees local changes only: on network and FUSE sources, rely on short timeouts.
@@ -269,6 +348,10 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "payloadfs: %s\n", err->c_str());
     return 1;
   }
+  std::string format_names;  // for the start-up line
+  for (const payloadfs::Format* format : std::get<payloadfs::Registry>(registry).formats())
+    format_names += (format_names.empty() ? "" : " ") + std::string(format->name());
+  raise_descriptor_limit();
   payloadfs::Filesystem filesystem(std::get<payloadfs::SourceRoot>(std::move(root)),
                                    std::get<payloadfs::Registry>(std::move(registry)), options);
 
@@ -284,11 +367,17 @@ int run(int argc, char** argv) {
   }
   // The mount exists before we detach: a caller's next command finds it (the kernel queues
   // requests until the loop below answers them).
-  if (!cmdline.foreground) {
-    openlog("payloadfs", LOG_PID, LOG_DAEMON);
-    fuse_set_log_func(log_to_syslog);
-  }
+  if (!cmdline.foreground) payloadfs::log_to_syslog();
   fuse_daemonize(cmdline.foreground);
+  payloadfs::log(
+      payloadfs::LogLevel::info,
+      "serving %s on %s: formats %s%s, inotify %s, cache %zu "
+      "payloads / %zu MiB, %u threads%s, log_level %s",
+      resolved, options.mountpoint.empty() ? mountpoint.get() : options.mountpoint.c_str(),
+      format_names.c_str(), formats_dir ? (" (descriptors from " + *formats_dir + ")").c_str() : "",
+      options.watch_sources ? "on" : "off", options.cache_entries, options.cache_memory >> 20,
+      cmdline.singlethread ? 1U : cmdline.max_threads, cmdline.clone_fd ? " (clone_fd)" : "",
+      std::string(payloadfs::log_level_name(level)).c_str());
   filesystem.attach(session.get());  // after daemonizing: its thread must live in the daemon
 
   int status = 0;

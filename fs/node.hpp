@@ -12,8 +12,10 @@ namespace payloadfs {
 enum class NodeKind : uint8_t {
   source_dir,    // a directory of SRC
   payload_dir,   // a regular file of SRC, shown as a directory
+  symlink,       // a symbolic link of SRC that leads to something shown inside SRC
   header_json,   // <payload>/header.json
   slices_json,   // <payload>/slices.json
+  refs_json,     // <payload>/refs.json (payloads with array slices)
   magic,         // <payload>/magic
   raw_dir,       // <payload>/raw and directories below it
   raw_file,      // a slice under raw/
@@ -43,8 +45,8 @@ struct NodeKey {
 // Needs the payload parsed (sizes of generated files, the raw/ tree).
 [[nodiscard]] inline bool needs_payload(NodeKind kind) {
   return kind != NodeKind::source_dir && kind != NodeKind::payload_dir &&
-         kind != NodeKind::range_dir && kind != NodeKind::control_dir &&
-         kind != NodeKind::control_file;
+         kind != NodeKind::symlink && kind != NodeKind::range_dir &&
+         kind != NodeKind::control_dir && kind != NodeKind::control_file;
 }
 
 }  // namespace payloadfs

@@ -16,9 +16,11 @@ namespace payloadfs {
 // An open file: the payload version it opened (kept alive by the handle) and what it serves.
 struct OpenFile {
   std::shared_ptr<const Payload> payload;
-  // slices.json with record tables: the source reopened (attributes are read back from it)
-  // and the last piece rendered, since reads come in page-sized steps through it.
+  // The source reopened, same version: byte nodes check its current size before each read;
+  // slices.json with record tables reads attributes back from it.
   UniqueFd source;
+  // slices.json with record tables: the last piece rendered, since reads come in page-sized
+  // steps through it.
   std::mutex piece_mutex;
   SlicesJson::Piece piece;
   bool is_slices_json = false;

@@ -52,6 +52,9 @@ void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info*
 void op_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fs(req).release(req, fi);
 }
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  fs(req).readlink(req, ino);
+}
 void op_statfs(fuse_req_t req, fuse_ino_t) {
   fs(req).statfs(req);
 }
@@ -122,6 +125,7 @@ fuse_lowlevel_ops make_operations() {
   ops.open = op_open;
   ops.read = op_read;
   ops.release = op_release;
+  ops.readlink = op_readlink;
   ops.statfs = op_statfs;
   ops.getxattr = op_getxattr;
   ops.listxattr = op_listxattr;

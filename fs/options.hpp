@@ -19,6 +19,9 @@ struct MountOptions {
   size_t cache_memory = 8 << 20;  // and about this many bytes of them
   unsigned read_ahead_kb = 1024;  // the mount's readahead window; 0 leaves the kernel's
   std::string mountpoint;         // resolved, to find the mount's bdi
+  // refs.json's references are this followed by the file's path in SRC; empty: SRC's
+  // absolute path and '/'. Ends with '/' when set.
+  std::string refs_prefix;
 
   static constexpr double kWatchedTimeout = 86400.0;
   static constexpr double kUnwatchedTimeout = 1.0;

@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+
+#include "fs/log.hpp"
 
 namespace payloadfs {
 namespace {
@@ -44,7 +47,16 @@ bool SourceWatcher::watch(const std::string& rel) {
   if (wd_of_dir_.contains(rel)) return true;
   const std::string path = rel.empty() ? root_ : root_ + "/" + rel;
   const int wd = ::inotify_add_watch(inotify_.get(), path.c_str(), kEvents);
-  if (wd < 0) return false;
+  if (wd < 0) {
+    // Typically the watch limit (ENOSPC): warn once, not for every directory looked up.
+    static std::atomic<bool> warned{false};
+    const int err = errno;
+    const LogLevel level = warned.exchange(true) ? LogLevel::debug : LogLevel::warn;
+    log(level, "cannot watch %s for changes (%s%s); its changes show as cached entries expire",
+        path.c_str(), std::strerror(err),
+        err == ENOSPC ? "; raise fs.inotify.max_user_watches" : "");
+    return false;
+  }
   // The same wd comes back for a directory reached by another name (a bind mount): keep one.
   if (auto old = dir_of_wd_.find(wd); old != dir_of_wd_.end()) wd_of_dir_.erase(old->second);
   dir_of_wd_[wd] = rel;
@@ -61,7 +73,10 @@ void SourceWatcher::run() {
   alignas(inotify_event) std::array<char, 64 * 1024> buffer{};
   std::array<pollfd, 2> fds{pollfd{inotify_.get(), POLLIN, 0}, pollfd{wake_.get(), POLLIN, 0}};
   while (true) {
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) return;
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) {
+      log(LogLevel::warn, "watching the source stopped: poll: %s", std::strerror(errno));
+      return;
+    }
     if ((fds[1].revents & POLLIN) != 0) return;
     std::vector<Change> changes;
     std::unordered_set<std::string> seen;
@@ -92,6 +107,9 @@ void SourceWatcher::run() {
         if (seen.insert(change.dir + '\0' + change.name).second)
           changes.push_back(std::move(change));
       }
+    }
+    if (overflow) {
+      log(LogLevel::warn, "inotify queue overflowed: invalidating every cached attribute");
     }
     if (overflow || !changes.empty()) listener_(changes, overflow);
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (tests/fuzz, clang, ASan+UBSan), replays every regression input
+# Builds the libFuzzer targets (tests/fuzz: clang, ASan+UBSan, -DPAYLOADFS_FUZZ=ON), replays every regression input
 # in tests/fuzz/regressions/, then fuzzes each target in turn for SECONDS (default 60), seeded
 # with the fixture files the registry detects as that target's format. Fails when a replay or a
 # fuzz run finds a crash, a leak, a timeout or an out-of-memory; the inputs are copied to
@@ -9,6 +9,8 @@
 #   SECONDS=0 only builds and replays the regressions.
 #   FUZZ_TARGETS="npy registry"   only these targets (default: every target the build made)
 #   FUZZ_BUILD=build/fuzz          build directory (keeps the grown corpus in corpus/<target>)
+#   FUZZ_PREBUILT=1                FUZZ_BUILD is already built (clang, -DPAYLOADFS_FUZZ=ON)
+#   FUZZ_JOBS=N                    targets fuzzed at once (default: the number of CPUs)
 #   FUZZ_MAX_SEED_BYTES=262144     larger fixture files are not used as seeds
 #   FUZZ_MAX_CRASHES=3             a target that crashes is restarted until this many crashes
 #   FUZZ_NO_KEEP=1                 do not copy crashing inputs into tests/fuzz/regressions/
@@ -21,20 +23,25 @@ fixtures=${2:-}
 build=${FUZZ_BUILD:-build/fuzz}
 max_seed=${FUZZ_MAX_SEED_BYTES:-262144}
 max_crashes=${FUZZ_MAX_CRASHES:-3}
+jobs=${FUZZ_JOBS:-$(nproc)}
 regressions=$root/tests/fuzz/regressions
 
 # clang with libFuzzer (Debian: clang, and libclang-rt-14-dev which ships libclang_rt.fuzzer).
 ./scripts/install-deps.sh clang libclang-rt-14-dev
 
-echo "== build ($build)"
-CC=clang CXX=clang++ cmake -S tests/fuzz -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 1
-cmake --build "$build" -j "$(nproc)" >/dev/null || { cmake --build "$build"; exit 1; }
+if [ -z "${FUZZ_PREBUILT:-}" ]; then
+  echo "== build ($build)"
+  CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAYLOADFS_FUZZ=ON \
+    -DPAYLOADFS_TESTS=OFF >/dev/null || exit 1
+  cmake --build "$build" -j "$(nproc)" >/dev/null || { cmake --build "$build"; exit 1; }
+fi
 build=$(cd "$build" && pwd)
+fuzz=$build/tests/fuzz  # the targets and their target list
 
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else
-  mapfile -t targets < <(grep -v '^$' "$build/fuzz_targets.txt")
+  mapfile -t targets < <(grep -v '^$' "$fuzz/fuzz_targets.txt")
 fi
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
@@ -52,7 +59,7 @@ keep_input() {  # keep_input TARGET FILE
   if [ -n "${FUZZ_NO_KEEP:-}" ]; then return; fi
   dir=$target
   if [ "$target" = registry ]; then
-    dir=$("$build/fuzz_classify" "$file" | cut -f1)
+    dir=$("$fuzz/fuzz_classify" "$file" | cut -f1)
     [ "$dir" = unknown ] && dir=registry
   fi
   mkdir -p "$regressions/$dir"
@@ -62,7 +69,7 @@ keep_input() {  # keep_input TARGET FILE
 
 echo "== replay tests/fuzz/regressions"
 for target in "${targets[@]}"; do
-  bin=$build/fuzz_$target
+  bin=$fuzz/fuzz_$target
   if [ "$target" = registry ]; then
     mapfile -t inputs < <(find "$regressions" -type f ! -name '*.md' ! -name '.*' 2>/dev/null | sort)
   else
@@ -91,13 +98,28 @@ fi
 rm -rf "$build/seeds"
 mkdir -p "$build/seeds/registry"
 find "$fixtures" -type f -size -"$((max_seed + 1))"c -print0 |
-  xargs -0 -r "$build/fuzz_classify" |
+  xargs -0 -r "$fuzz/fuzz_classify" |
   while IFS=$'\t' read -r format file; do
     name=$(sha1sum "$file" | cut -c1-40)
     mkdir -p "$build/seeds/$format"
     cp "$file" "$build/seeds/$format/$name"
     cp "$file" "$build/seeds/registry/$name"
   done
+# Descriptor seeds: each shipped descriptor (u16 length, then its text) followed by a file it
+# describes, and by a few files it does not.
+mkdir -p "$build/seeds/descriptor" "$build/seeds/telemetry-samples"
+/usr/bin/python3 scripts/gen-telemetry.py "$build/seeds/telemetry-samples" --files 2 --records 40 --malformed >/dev/null
+/usr/bin/python3 - "$build/seeds" examples/formats/*.json <<'EOF'
+import hashlib, pathlib, sys
+seeds, descriptors = pathlib.Path(sys.argv[1]), sys.argv[2:]
+samples = sorted((seeds / "telemetry-samples").glob("*.tlm"))
+samples += sorted((seeds / "pcap").glob("*"))[:4] + sorted((seeds / "registry").glob("*"))[:8]
+for d in descriptors:
+    text = pathlib.Path(d).read_bytes()
+    for sample in samples:
+        data = len(text).to_bytes(2, "little") + text + sample.read_bytes()[:65536]
+        (seeds / "descriptor" / hashlib.sha1(data).hexdigest()).write_bytes(data)
+EOF
 for target in "${targets[@]}"; do
   mkdir -p "$build/seeds/$target"
   # A format not registered yet is detected as nothing: seed it from fixtures/<format>/.
@@ -107,18 +129,13 @@ for target in "${targets[@]}"; do
   printf '   %-12s %4d seeds\n' "$target" "$(find "$build/seeds/$target" -type f | wc -l)"
 done
 
-echo "== fuzz, ${seconds}s per target"
-summary=()
-for target in "${targets[@]}"; do
-  bin=$build/fuzz_$target
-  corpus=$build/corpus/$target
-  artifacts=$build/artifacts/$target
+echo "== fuzz, ${seconds}s per target, ${jobs} at a time"
+# One target's whole run; prints its lines and leaves its summary line and verdict in logs/.
+fuzz_target() {  # fuzz_target TARGET
+  local target=$1 bin=$fuzz/fuzz_$1 corpus=$build/corpus/$1 artifacts=$build/artifacts/$1
+  local deadline=$((SECONDS + seconds)) crashes=0 execs=0 cov="" ft="" result=ok round=0
+  local remaining log before rc n last seed_crash f sum unit line
   mkdir -p "$corpus" "$artifacts"
-  deadline=$((SECONDS + seconds))
-  crashes=0
-  execs=0
-  cov="" ft="" result=ok
-  round=0
   while :; do
     remaining=$((deadline - SECONDS))
     [ $remaining -le 0 ] && break
@@ -137,7 +154,6 @@ for target in "${targets[@]}"; do
     fi
     crashes=$((crashes + 1))
     result=FAILED
-    status=1
     echo "   $target: failure (exit $rc), log $log"
     grep -E "^(==[0-9]+==ERROR|\*\*\* payloadfs|SUMMARY|artifact_prefix|Test unit written)" "$log" | head -6 | sed 's/^/     /'
     seed_crash=0
@@ -156,15 +172,29 @@ for target in "${targets[@]}"; do
     done
     [ $seed_crash -eq 0 ] && [ $crashes -ge "$max_crashes" ] && break
   done
-  [ $crashes -gt 0 ] && failures+=("fuzz $target: $crashes")
   line=$(printf '%-12s execs %10d  cov %5s  ft %6s  corpus %5d  crashes %d  %s' "$target" "$execs" \
     "${cov:-?}" "${ft:-?}" "$(find "$corpus" -type f | wc -l)" "$crashes" "$result")
   echo "   $line"
-  summary+=("$line")
+  echo "$line" >"$build/logs/summary-$target"
+  echo "$crashes" >"$build/logs/crashes-$target"
+}
+
+rm -f "$build"/logs/summary-* "$build"/logs/crashes-*
+for target in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+  fuzz_target "$target" &
 done
+wait
 
 echo "== summary"
-printf '   %s\n' "${summary[@]}"
+for target in "${targets[@]}"; do
+  echo "   $(cat "$build/logs/summary-$target" 2>/dev/null || echo "$target: no result")"
+  crashes=$(cat "$build/logs/crashes-$target" 2>/dev/null || echo 1)
+  if [ "$crashes" != 0 ]; then
+    failures+=("fuzz $target: $crashes")
+    status=1
+  fi
+done
 if [ $status -ne 0 ]; then
   echo "== FAILED: ${failures[*]}"
 fi

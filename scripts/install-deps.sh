@@ -4,8 +4,9 @@
 set -euo pipefail
 
 packages=(
-  # build
-  g++ cmake make pkg-config libfuse3-dev nlohmann-json3-dev zlib1g-dev
+  # build (clang and its libFuzzer runtime for the sanitizer and fuzz build)
+  g++ cmake make ninja-build pkg-config libfuse3-dev nlohmann-json3-dev zlib1g-dev
+  clang libclang-rt-14-dev
   # run
   fuse3
   # tests: GoogleTest, and the real tools that write and check fixtures
@@ -13,6 +14,11 @@ packages=(
   sqlite3 sqlite3-tools pngcheck python3-pil sox python3-soundfile
   tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
   tshark tcpdump python3-scapy
+  # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
+  python3-zarr python3-fsspec python3-xarray
+  # packaging: the .deb's Depends (cpack), its check (scripts/check-package.sh) and mounts
+  # through mount(8) (tests/integration/test_system_mount.py)
+  dpkg-dev file groff-base util-linux mount
 )
 if [ "$#" -gt 0 ]; then packages+=("$@"); fi
 # Node.js and npm (the GGUF reference parser comes from npm): Debian's packages unless the

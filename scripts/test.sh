@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what is missing, builds the dev build
-# (-Werror) and an ASan+UBSan build, and runs every unit and mount test in both under ctest.
+# (g++, -Werror) and a sanitizer build (clang, ASan+UBSan, -Werror, with the libFuzzer targets),
+# checks the .deb built from the dev build, runs every unit and mount test in both builds under
+# ctest, then a bounded fuzz run of every target (FUZZ_SECONDS each, default 10) seeded with the
+# real-file fixtures.
 # Mount tests need /dev/fuse and root (or fusermount3 for the user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,20 +14,28 @@ jobs=$(nproc)
 build() {  # build DIR [cmake args...]
   local dir=$1
   shift
-  cmake -S . -B "$dir" -DPAYLOADFS_WERROR=ON "$@" >/dev/null
+  cmake -S . -B "$dir" -G Ninja -DPAYLOADFS_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j "$jobs"
 }
 
-echo "== dev build"
+echo "== dev build (g++)"
 build build/dev -DCMAKE_BUILD_TYPE=RelWithDebInfo
-echo "== asan+ubsan build"
-build build/asan -DCMAKE_BUILD_TYPE=Debug -DPAYLOADFS_SANITIZE=ON
+echo "== the .deb: contents, dependencies, payloadfs --version from an extracted copy"
+./scripts/check-package.sh build/dev
+echo "== sanitizer and fuzz build (clang, ASan+UBSan)"
+CC=clang CXX=clang++ build build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DPAYLOADFS_FUZZ=ON
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
 for dir in build/dev build/asan; do
   echo "== ctest in $dir"
-  ctest --test-dir "$dir" --output-on-failure --timeout 900 || status=1
+  ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$jobs" || status=1
 done
+
+echo "== fuzz"
+unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
+FUZZ_BUILD=build/asan FUZZ_PREBUILT=1 ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}" build/asan/tests/fixtures ||
+  status=1
 exit $status

@@ -14,6 +14,7 @@
 #include <set>
 #include <string>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "core/binary_reader.hpp"
@@ -65,6 +66,19 @@ const GgmlType* find_ggml_type(uint32_t id) {
   for (const auto& t : kGgmlTypes)
     if (t.id == id) return &t;
   return nullptr;
+}
+
+// NumPy's type string for the ggml types NumPy has, in the file's byte order (ggml stores tensor
+// data in the byte order of the file); empty for BF16 and the quantized types.
+std::string numpy_typestr(std::string_view ggml_name, bool big_endian) {
+  constexpr std::pair<std::string_view, std::string_view> kNumpy[] = {
+      {"F32", "f4"}, {"F16", "f2"}, {"F64", "f8"}, {"I8", "i1"},
+      {"I16", "i2"}, {"I32", "i4"}, {"I64", "i8"},
+  };
+  for (const auto& [ggml, np] : kNumpy) {
+    if (ggml == ggml_name) return (np == "i1" ? "|" : big_endian ? ">" : "<") + std::string(np);
+  }
+  return {};
 }
 
 // gguf_type, GGUF_TYPE_UINT8 = 0 ... GGUF_TYPE_FLOAT64 = 12.
@@ -459,6 +473,14 @@ class Gguf final : public Format {
       }
       Json attributes = {
           {"type", type->name}, {"dims", std::move(dims)}, {"data_offset", t.offset}};
+      // For refs.json and other NumPy consumers: ggml's dims are fastest-varying first.
+      if (auto np = numpy_typestr(type->name, layout.header.value("byte_order", "") == "big");
+          !np.empty()) {
+        attributes["numpy_dtype"] = std::move(np);
+        Json shape = Json::array();
+        for (auto d = t.dims.rbegin(); d != t.dims.rend(); ++d) shape.push_back(*d);
+        attributes["numpy_shape"] = std::move(shape);
+      }
       layout.slices.push_back(Slice{t.name, {*begin, *bytes}, std::move(attributes)});
       spans.push_back(Span{*begin, *end, t.name});
     }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/binary_reader.hpp"
@@ -40,6 +41,19 @@ std::optional<unsigned> dtype_bits(std::string_view name) {
   for (const auto& d : kDtypes)
     if (d.name == name) return d.bits;
   return std::nullopt;
+}
+
+// NumPy's type string for the dtypes NumPy has (little-endian, as safetensors stores them);
+// empty for BF16, F8_*, F6_*, F4.
+std::string_view numpy_typestr(std::string_view name) {
+  constexpr std::pair<std::string_view, std::string_view> kNumpy[] = {
+      {"BOOL", "|b1"}, {"U8", "|u1"},  {"I8", "|i1"},  {"I16", "<i2"}, {"U16", "<u2"},
+      {"F16", "<f2"},  {"I32", "<i4"}, {"U32", "<u4"}, {"F32", "<f4"}, {"C64", "<c8"},
+      {"F64", "<f8"},  {"I64", "<i8"}, {"U64", "<u8"},
+  };
+  for (const auto& [st, np] : kNumpy)
+    if (st == name) return np;
+  return {};
 }
 
 // Deepest bracket nesting outside strings; lets us refuse hostile JSON before parsing it.
@@ -226,6 +240,9 @@ class Safetensors final : public Format {
     }
     Json attributes = {
         {"dtype", Json(dtype)}, {"shape", Json(shape)}, {"data_offsets", Json(offsets)}};
+    // For refs.json and other NumPy consumers.
+    if (const auto np = numpy_typestr(dtype.get<std::string>()); !np.empty())
+      attributes["numpy_dtype"] = np;
     tensors.push_back(Tensor{key, begin, end, layout.slices.size()});
     layout.slices.push_back(Slice{key, {data_start + begin, end - begin}, std::move(attributes)});
   }

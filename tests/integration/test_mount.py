@@ -67,7 +67,7 @@ class MountTest(unittest.TestCase):
             self.assertNotIn(".payloadfs", top)
             self.assertTrue(os.path.isdir(mnt / ".payloadfs"))
             self.assertEqual(sorted(os.listdir(mnt / "arrays" / "f4_2d.npy")),
-                             ["header.json", "magic", "raw", "slices.json"])
+                             ["header.json", "magic", "raw", "refs.json", "slices.json"])
             ls = run("ls", "-la", mnt / "models" / "deep" / "er" / "nested.npy" / "raw").stdout.decode()
             self.assertIn("data", ls)
             self.assertFalse(os.path.exists(mnt / "link_out"))
@@ -274,7 +274,8 @@ print("ok")
     def test_control_directory(self):
         with mounted(self.src) as mnt:
             control = mnt / ".payloadfs"
-            self.assertEqual(sorted(os.listdir(control)), ["formats.json", "stats.json", "version"])
+            self.assertEqual(sorted(os.listdir(control)),
+                             ["errors.json", "formats.json", "stats.json", "version"])
             self.assertTrue((control / "version").read_text().startswith("payloadfs "))
             formats = [f["name"] for f in json.loads((control / "formats.json").read_text())]
             self.assertIn("npy", formats)
