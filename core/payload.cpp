@@ -114,13 +114,11 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
   if (!source.read_exact(layout.magic->offset, magic)) magic.clear();
 
   return std::shared_ptr<const Payload>(new Payload(std::move(rel_path), st, std::move(map), mapped,
-                                                    std::move(layout), format.name(), magic,
-                                                    source));
+                                                    std::move(layout), format.name(), magic));
 }
 
 Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool mapped,
-                 Layout layout, std::string_view format, std::span<const std::byte> magic_bytes,
-                 const ByteSource& source)
+                 Layout layout, std::string_view format, std::span<const std::byte> magic_bytes)
     : path_(std::move(path)),
       stat_(st),
       map_(std::move(map)),
@@ -131,7 +129,8 @@ Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool m
       tables_(std::move(layout.tables)),
       errors_(std::move(layout.errors)),
       tree_(slices_, tables_),
-      slices_json_(slices_, tables_, tree_, source) {
+      slices_json_(slices_, tables_, tree_),
+      slices_json_measured_(slices_json_.measured()) {
   uint64_t slice_count = slices_.size();
   for (const auto& table : tables_) slice_count += table.records.size();
   Json header = Json::object();
@@ -186,10 +185,25 @@ std::optional<ByteRange> Payload::range_of(const SliceTree::Entry& entry) const 
   }
 }
 
+bool Payload::slices_json_measured() const noexcept {
+  return slices_json_measured_.load(std::memory_order_acquire);
+}
+
+uint64_t Payload::slices_json_size(const ByteSource& source) const {
+  if (!slices_json_measured()) {
+    std::call_once(slices_json_once_, [&] {
+      slices_json_.measure(source, tables_, tree_);
+      slices_json_measured_.store(true, std::memory_order_release);
+    });
+  }
+  return slices_json_.size();
+}
+
 std::string Payload::slices_json_text(const ByteSource& source) const {
   std::string out;
   SlicesJson::Piece piece;
-  while (out.size() < slices_json_size() && slices_json_piece(out.size(), source, piece))
+  const uint64_t size = slices_json_size(source);
+  while (out.size() < size && slices_json_piece(out.size(), source, piece))
     out.append(piece.text, out.size() - piece.start);
   return out;
 }

@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -48,10 +49,15 @@ class Payload {
   [[nodiscard]] std::string_view format() const noexcept { return format_; }
   [[nodiscard]] const std::string& header_json() const noexcept { return header_json_; }
   // slices.json: its exact size, and its text a piece at a time (records are rendered on
-  // demand through `source`, the same file reopened; see SlicesJson).
+  // demand through `source`, this version of the file reopened; see SlicesJson). With record
+  // tables the size is learned on the first call that passes a source.
+  [[nodiscard]] bool slices_json_measured() const noexcept;
+  [[nodiscard]] uint64_t slices_json_size(const ByteSource& source) const;
+  // Only once slices_json_measured().
   [[nodiscard]] uint64_t slices_json_size() const noexcept { return slices_json_.size(); }
   [[nodiscard]] bool slices_json_piece(uint64_t offset, const ByteSource& source,
                                        SlicesJson::Piece& out) const {
+    (void)slices_json_size(source);
     return slices_json_.piece_at(offset, source, tables_, tree_, out);
   }
   // Without record tables slices.json is held whole: this is all of it.
@@ -84,8 +90,7 @@ class Payload {
 
  private:
   Payload(std::string path, const struct stat& st, MappedFile map, bool mapped, Layout layout,
-          std::string_view format, std::span<const std::byte> magic_bytes,
-          const ByteSource& source);
+          std::string_view format, std::span<const std::byte> magic_bytes);
 
   std::string path_;
   struct stat stat_;
@@ -98,7 +103,9 @@ class Payload {
   std::vector<std::string> errors_;
   SliceTree tree_;  // built from slices_ and tables_, so declared after them
   std::string header_json_;
-  SlicesJson slices_json_;
+  mutable SlicesJson slices_json_;  // measured once, under slices_json_once_
+  mutable std::once_flag slices_json_once_;
+  mutable std::atomic<bool> slices_json_measured_{false};
   bool has_refs_json_ = false;
   mutable std::once_flag refs_json_once_;
   mutable std::string refs_json_;

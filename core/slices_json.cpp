@@ -63,7 +63,7 @@ Json element(std::string_view name, const std::string& path, uint64_t offset, ui
 }  // namespace
 
 SlicesJson::SlicesJson(std::span<const Slice> slices, std::span<const RecordTable> tables,
-                       const SliceTree& tree, const ByteSource& source) {
+                       const SliceTree& tree) {
   uint64_t records = 0;
   for (const auto& t : tables) records += t.records.size();
   if (slices.empty() && records == 0) {
@@ -85,17 +85,26 @@ SlicesJson::SlicesJson(std::span<const Slice> slices, std::span<const RecordTabl
     size_ = head_.size();
     return;
   }
-  uint64_t offset = head_.size();
   for (size_t t = 0; t < tables.size(); ++t) {
     for (uint64_t first = 0; first < tables[t].records.size(); first += kChunkRecords) {
-      Chunk chunk{t, first, std::min<uint64_t>(kChunkRecords, tables[t].records.size() - first),
-                  offset, 0};
-      chunks_.push_back(chunk);
-      chunks_.back().size = render_chunk(chunks_.back(), source, tables, tree).size();
-      offset += chunks_.back().size;
+      chunks_.push_back(Chunk{
+          t, first, std::min<uint64_t>(kChunkRecords, tables[t].records.size() - first), 0, 0});
     }
   }
+  measured_ = false;
+}
+
+void SlicesJson::measure(const ByteSource& source, std::span<const RecordTable> tables,
+                         const SliceTree& tree) {
+  if (measured_) return;
+  uint64_t offset = head_.size();
+  for (Chunk& chunk : chunks_) {
+    chunk.start = offset;
+    chunk.size = render_chunk(chunk, source, tables, tree).size();
+    offset += chunk.size;
+  }
   size_ = offset + tail_.size();
+  measured_ = true;
 }
 
 std::string SlicesJson::render_chunk(const Chunk& chunk, const ByteSource& source,

@@ -1,8 +1,9 @@
 #pragma once
 // slices.json: a JSON array with one object per line, one per slice and per record. Slices
 // are rendered once; records are rendered a chunk at a time when read, from a one-pass index
-// of chunk sizes made at build time, so that the file's exact size is known without keeping
-// text for millions of records.
+// of chunk sizes, so that the file's exact size is known without keeping text for millions of
+// records. The index is made on first need (measure()), not when the payload is built: it
+// renders every record once, which a reader of header.json should not wait for.
 
 #include <cstdint>
 #include <functional>
@@ -21,11 +22,17 @@ class SlicesJson {
  public:
   static constexpr uint64_t kChunkRecords = 1024;
 
-  // Renders the slices and measures every record chunk, reading record attributes through
-  // `source`.
+  // Renders the slices; record chunks are laid out but not measured yet.
   SlicesJson(std::span<const Slice> slices, std::span<const RecordTable> tables,
-             const SliceTree& tree, const ByteSource& source);
+             const SliceTree& tree);
 
+  // Whether the exact size is known: always without records, after measure() with them.
+  [[nodiscard]] bool measured() const noexcept { return measured_; }
+  // Renders every record chunk once, reading record attributes through `source`, to learn
+  // the size of each. Not thread-safe: the owner serializes it (Payload does, once).
+  void measure(const ByteSource& source, std::span<const RecordTable> tables,
+               const SliceTree& tree);
+  // The exact size; only once measured().
   [[nodiscard]] uint64_t size() const noexcept { return size_; }
   // True when the whole text is held (no records): text() is all of it.
   [[nodiscard]] bool whole() const noexcept { return chunks_.empty(); }
@@ -37,8 +44,8 @@ class SlicesJson {
     std::string text;
     size_t chunk = SIZE_MAX;  // which record chunk, or SIZE_MAX for head and tail
   };
-  // The piece holding byte `offset` (< size()). Record chunks are rendered through `source`;
-  // false when the file no longer gives the same text (it changed under us).
+  // The piece holding byte `offset` (< size(), once measured()). Record chunks are rendered through
+  // `source`; false when the file no longer gives the same text (it changed under us).
   [[nodiscard]] bool piece_at(uint64_t offset, const ByteSource& source,
                               std::span<const RecordTable> tables, const SliceTree& tree,
                               Piece& out) const;
@@ -59,6 +66,7 @@ class SlicesJson {
   std::vector<Chunk> chunks_;
   std::string tail_;
   uint64_t size_ = 0;
+  bool measured_ = true;
   bool any_element_before_records_ = false;
 };
 

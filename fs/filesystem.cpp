@@ -216,6 +216,17 @@ std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string
   }
 }
 
+std::variant<uint64_t, int> Filesystem::slices_json_size(const Payload& payload) {
+  if (payload.slices_json_measured()) return payload.slices_json_size();
+  // Sized once per version by rendering every record, from this version of the file.
+  auto opened = root_.open_file(payload.path());
+  if (const int* err = std::get_if<int>(&opened)) return *err == ENOENT ? ESTALE : *err;
+  const UniqueFd& fd = std::get<UniqueFd>(opened);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !(SourceIdentity::of(st) == payload.identity())) return ESTALE;
+  return payload.slices_json_size(FdSource(fd.get(), payload.size()));
+}
+
 std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const Payload* payload) {
   struct stat st {};
   st.st_blksize = 4096;
@@ -272,9 +283,12 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
       case NodeKind::header_json:
         size = payload->header_json().size();
         break;
-      case NodeKind::slices_json:
-        size = payload->slices_json_size();
+      case NodeKind::slices_json: {
+        auto measured = slices_json_size(*payload);
+        if (const int* err = std::get_if<int>(&measured)) return *err;
+        size = std::get<uint64_t>(measured);
         break;
+      }
       case NodeKind::refs_json:
         size = payload->refs_json(refs_url(root_, options_, *payload)).size();
         break;
@@ -712,10 +726,10 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
 // slices.json of a payload with record tables: assembled from pieces rendered on demand (a
 // copy, but of generated text, never of payload bytes).
 void Filesystem::read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset) {
-  const uint64_t length = file.payload->slices_json_size();
+  const FdSource source(file.source.get(), file.payload->size());
+  const uint64_t length = file.payload->slices_json_size(source);
   auto position = static_cast<uint64_t>(std::max<off_t>(offset, 0));
   const uint64_t end = std::min<uint64_t>(length, position + size);
-  const FdSource source(file.source.get(), file.payload->size());
   std::string out;
   const std::lock_guard lock(file.piece_mutex);
   while (position < end) {

@@ -67,6 +67,8 @@ class Filesystem {
   [[nodiscard]] std::variant<NodeKey, int> child(const Resolved& parent, std::string_view name);
   [[nodiscard]] std::variant<struct stat, int> attributes(const NodeKey& key,
                                                           const Payload* payload);
+  // slices.json's exact size, measured on first need (ESTALE when the source changed).
+  [[nodiscard]] std::variant<uint64_t, int> slices_json_size(const Payload& payload);
   [[nodiscard]] double attr_timeout(const NodeKey& key) const;
   [[nodiscard]] double entry_timeout(const std::string& parent_dir) const;
   [[nodiscard]] double negative_timeout(const std::string& parent_dir) const;

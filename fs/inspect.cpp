@@ -115,7 +115,7 @@ class Inspector {
   // newline is the wrapper's to write.
   bool slices(const Payload& payload, int fd) {
     const FdSource source(fd, payload.size());
-    const uint64_t size = payload.slices_json_size();
+    const uint64_t size = payload.slices_json_size(source);
     SlicesJson::Piece piece;
     for (uint64_t at = 0; at < size;) {
       if (!payload.slices_json_piece(at, source, piece)) {

@@ -49,7 +49,8 @@ void BuildStage(benchmark::State& state, std::string_view format, size_t count, 
         break;
       }
       case Stage::slices_json: {
-        SlicesJson json(layout.slices, layout.tables, tree, source);
+        SlicesJson json(layout.slices, layout.tables, tree);
+        json.measure(source, layout.tables, tree);
         benchmark::DoNotOptimize(json.size());
         break;
       }

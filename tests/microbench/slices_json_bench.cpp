@@ -26,7 +26,7 @@ void SlicesJsonPiece(benchmark::State& state, std::string_view format) {
   const FdSource source(sample(format, kRecords).file->fd(), payload->size());
   // The middles of 64 equal parts of the text (each in a different chunk), visited in turn.
   std::vector<uint64_t> offsets;
-  const uint64_t size = payload->slices_json_size();
+  const uint64_t size = payload->slices_json_size(source);
   for (uint64_t k = 0; k < 64; ++k) offsets.push_back((2 * k + 1) * size / 128);
   SlicesJson::Piece piece;
   for (const uint64_t offset : offsets) {

@@ -146,6 +146,8 @@ TEST_F(PayloadTest, RecordTablesRenderSlicesJsonInPiecesOfExactSize) {
   counted.add(std::make_unique<CountedRecords>());
   const auto p = testing::payload_of(path, counted);
   EXPECT_EQ(Json::parse(p->header_json())["slice_count"], count + 1);
+  // Building the payload does not render its records: slices.json is sized on first need.
+  EXPECT_FALSE(p->slices_json_measured());
   const std::string text = testing::slices_json_of(*p, path);
   EXPECT_EQ(text.size(), p->slices_json_size());
   const Json all = Json::parse(text);
