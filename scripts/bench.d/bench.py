@@ -97,7 +97,7 @@ for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
     signal.signal(_sig, lambda s, f: sys.exit(128 + s))
 
 
-def wait_mounted(mnt, parent_dev, proc=None, timeout=30.0):
+def wait_mounted(mnt, parent_dev, proc=None, log_path=None, timeout=30.0):
     """Poll until a stat of the mount's root is answered by the new file system."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -107,7 +107,10 @@ def wait_mounted(mnt, parent_dev, proc=None, timeout=30.0):
         except OSError:
             pass
         if proc is not None and proc.poll() is not None and proc.returncode != 0:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            err = ""
+            if log_path:
+                with open(log_path, "rb") as f:
+                    err = f.read()[-2000:].decode(errors="replace")
             raise RuntimeError(f"mount of {mnt} exited {proc.returncode}: {err.strip()}")
         time.sleep(0.0002)
     raise RuntimeError(f"{mnt}: not mounted after {timeout}s")
@@ -165,10 +168,14 @@ class Mount:
         parent_dev = os.stat(os.path.dirname(self.mnt)).st_dev
         env = dict(os.environ, RCLONE_CONFIG="/dev/null")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        # The daemon's log goes to a file: a pipe nobody reads would block a chatty daemon.
+        os.makedirs(os.path.join(self.b.work, "logs"), exist_ok=True)
+        self.log_path = os.path.join(self.b.work, "logs", f"{self.system}.log")
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=log_file, env=env)
         STARTED.append((self.proc, self.mnt))
-        t1 = wait_mounted(self.mnt, parent_dev, self.proc)
+        t1 = wait_mounted(self.mnt, parent_dev, self.proc, self.log_path)
         self.ready_s = t1 - t0
         if self.system == "payloadfs-tuned":
             self.set_readahead(TUNED_RA_KB)
@@ -194,8 +201,6 @@ class Mount:
             self.rss_at_unmount = rss(self.proc.pid)
         unmount(self.mnt, self.proc)
         STARTED.remove((self.proc, self.mnt))
-        if self.proc.stderr:
-            self.proc.stderr.close()
         return False
 
     # paths of the same bytes in this system
