@@ -219,12 +219,9 @@ std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string
 std::variant<uint64_t, int> Filesystem::slices_json_size(const Payload& payload) {
   if (payload.slices_json_measured()) return payload.slices_json_size();
   // Sized once per version by rendering every record, from this version of the file.
-  auto opened = root_.open_file(payload.path());
-  if (const int* err = std::get_if<int>(&opened)) return *err == ENOENT ? ESTALE : *err;
-  const UniqueFd& fd = std::get<UniqueFd>(opened);
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0 || !(SourceIdentity::of(st) == payload.identity())) return ESTALE;
-  return payload.slices_json_size(FdSource(fd.get(), payload.size()));
+  auto opened = source_of_version(payload);
+  if (const int* err = std::get_if<int>(&opened)) return *err;
+  return payload.slices_json_size(FdSource(std::get<UniqueFd>(opened).get(), payload.size()));
 }
 
 std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const Payload* payload) {
@@ -615,13 +612,10 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       } else {
         // Records are rendered from the file itself: reopen it, and make sure it is still
         // the version this payload describes.
-        auto opened = root_.open_file(r.payload->path());
+        auto opened = source_of_version(*r.payload);
         if (const int* err = std::get_if<int>(&opened)) return reply_error(req, *err);
-        file->source = std::move(std::get<UniqueFd>(opened));
-        struct stat st {};
-        if (::fstat(file->source.get(), &st) != 0 ||
-            !(SourceIdentity::of(st) == r.payload->identity()))
-          return reply_error(req, ESTALE);
+        // Kept while the budget allows; otherwise each read reopens it.
+        file->source = sources_.hold(std::move(std::get<UniqueFd>(opened)));
         file->is_slices_json = true;
       }
       break;
@@ -653,17 +647,18 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   }
   if (file->payload && !file->is_text) {
     if (!file->payload->mapped()) return reply_error(req, EIO);
-    // Held for read()'s check of the source's current size. Without it (out of descriptors)
-    // the bytes are still served, unchecked.
-    // The same file, not necessarily the same version: its size now is what read() checks.
-    auto opened = root_.open_file(file->payload->path());
-    if (auto* fd = std::get_if<UniqueFd>(&opened)) {
-      struct stat st {};
-      const struct stat& opened_as = file->payload->source_stat();
-      if (::fstat(fd->get(), &st) != 0 || st.st_dev != opened_as.st_dev ||
-          st.st_ino != opened_as.st_ino)
-        return reply_error(req, ESTALE);  // replaced since the lookup
-      file->source = std::move(*fd);
+    // Held, within the budget, for read()'s check of the source's current size: the same
+    // file, not necessarily the same version. Beyond the budget read() checks by path.
+    if (!sources_.spent()) {
+      auto opened = root_.open_file(file->payload->path());
+      if (auto* fd = std::get_if<UniqueFd>(&opened)) {
+        struct stat st {};
+        const struct stat& opened_as = file->payload->source_stat();
+        if (::fstat(fd->get(), &st) != 0 || st.st_dev != opened_as.st_dev ||
+            st.st_ino != opened_as.st_ino)
+          return reply_error(req, ESTALE);  // replaced since the lookup
+        file->source = sources_.hold(std::move(*fd));
+      }
     }
   }
   if (file->payload) {
@@ -701,12 +696,7 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
     // bytes that no version had. Answer EIO for bytes the file no longer has (never a short
     // reply, which would make the kernel shrink the file). A cut after this check faults the
     // kernel's copy instead, except within the new last page: a window of microseconds.
-    if (file.source.valid()) {
-      struct stat st {};
-      if (::fstat(file.source.get(), &st) != 0 ||
-          static_cast<uint64_t>(st.st_size) < source_offset + count)
-        return reply_error(req, EIO);
-    }
+    if (!source_has(file, source_offset + count)) return reply_error(req, EIO);
     const auto bytes = file.payload->bytes({source_offset, count});
     if (bytes.size() != count) return reply_error(req, EIO);
     // Readahead-sized requests: one madvise maps every page before the kernel copies them
@@ -726,26 +716,63 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
 // slices.json of a payload with record tables: assembled from pieces rendered on demand (a
 // copy, but of generated text, never of payload bytes).
 void Filesystem::read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset) {
-  const FdSource source(file.source.get(), file.payload->size());
+  UniqueFd reopened;  // when the budget did not let the handle keep one
+  if (!file.source.valid()) {
+    auto opened = source_of_version(*file.payload);
+    if (std::holds_alternative<int>(opened)) return reply_error(req, EIO);
+    reopened = std::move(std::get<UniqueFd>(opened));
+  }
+  const FdSource source(file.source.valid() ? file.source.get() : reopened.get(),
+                        file.payload->size());
   const uint64_t length = file.payload->slices_json_size(source);
   auto position = static_cast<uint64_t>(std::max<off_t>(offset, 0));
   const uint64_t end = std::min<uint64_t>(length, position + size);
   std::string out;
-  const std::lock_guard lock(file.piece_mutex);
-  while (position < end) {
-    SlicesJson::Piece& piece = file.piece;
-    const bool cached = position >= piece.start && position - piece.start < piece.text.size();
-    if (!cached && !file.payload->slices_json_piece(position, source, piece)) {
-      return reply_error(req, EIO);  // the source changed under us: never a short reply
+  bool changed = false;
+  {
+    // Released before replying: once the reply is out, release() may free `file`.
+    const std::lock_guard lock(file.piece_mutex);
+    while (position < end) {
+      SlicesJson::Piece& piece = file.piece;
+      const bool cached = position >= piece.start && position - piece.start < piece.text.size();
+      if (!cached && !file.payload->slices_json_piece(position, source, piece)) {
+        changed = true;
+        break;
+      }
+      const uint64_t from = position - piece.start;
+      const auto take =
+          static_cast<size_t>(std::min<uint64_t>(piece.text.size() - from, end - position));
+      out.append(piece.text, static_cast<size_t>(from), take);
+      position += take;
     }
-    const uint64_t from = position - piece.start;
-    const auto take =
-        static_cast<size_t>(std::min<uint64_t>(piece.text.size() - from, end - position));
-    out.append(piece.text, static_cast<size_t>(from), take);
-    position += take;
   }
+  if (changed) return reply_error(req, EIO);  // the source changed under us: never short
   if (fuse_reply_buf(req, out.data(), out.size()) == 0)
     stats_.bytes_served.fetch_add(out.size(), std::memory_order_relaxed);
+}
+
+std::variant<UniqueFd, int> Filesystem::source_of_version(const Payload& payload) const {
+  auto opened = root_.open_file(payload.path());
+  if (const int* err = std::get_if<int>(&opened)) return *err == ENOENT ? ESTALE : *err;
+  struct stat st {};
+  if (::fstat(std::get<UniqueFd>(opened).get(), &st) != 0 ||
+      !(SourceIdentity::of(st) == payload.identity()))
+    return ESTALE;
+  return opened;
+}
+
+bool Filesystem::source_has(const OpenFile& file, uint64_t end) const {
+  struct stat st {};
+  if (file.source.valid()) {
+    return ::fstat(file.source.get(), &st) == 0 && static_cast<uint64_t>(st.st_size) >= end;
+  }
+  // No descriptor held: look the file up by path. Only the same file, shrunk, is known to
+  // lack the bytes; a file gone or replaced leaves this version's pages intact.
+  auto now = root_.stat(file.payload->path());
+  const auto* s = std::get_if<struct stat>(&now);
+  const struct stat& opened_as = file.payload->source_stat();
+  return s == nullptr || s->st_dev != opened_as.st_dev || s->st_ino != opened_as.st_ino ||
+         static_cast<uint64_t>(s->st_size) >= end;
 }
 
 void Filesystem::release(fuse_req_t req, fuse_file_info* fi) {
@@ -830,6 +857,9 @@ std::variant<Filesystem::Xattrs, int> Filesystem::xattrs(fuse_ino_t ino) {
 }
 
 void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  // ls -l probes security.* and system.* of every entry: answer without parsing payloads.
+  if (std::string_view(name).rfind("user.payloadfs.", 0) != 0)
+    return static_cast<void>(fuse_reply_err(req, ENODATA));
   auto all = xattrs(ino);
   if (const int* err = std::get_if<int>(&all)) return reply_error(req, *err);
   for (const auto& [key, value] : std::get<Xattrs>(all)) {
@@ -895,6 +925,8 @@ std::string Filesystem::stats_json() const {
       {"inodes", inodes_.size()},
       {"open_files", files_.size()},
       {"open_dirs", dirs_.size()},
+      {"source_descriptors_held", sources_.held()},
+      {"source_descriptor_budget", sources_.limit()},
   };
   const uint64_t lookups = cache.hits + cache.misses;
   out["payload_cache"] = {

@@ -22,6 +22,7 @@
 #include "fs/node.hpp"
 #include "fs/open_handles.hpp"
 #include "fs/options.hpp"
+#include "fs/source_budget.hpp"
 #include "fs/source_watcher.hpp"
 #include "fs/stats.hpp"
 
@@ -69,6 +70,10 @@ class Filesystem {
                                                           const Payload* payload);
   // slices.json's exact size, measured on first need (ESTALE when the source changed).
   [[nodiscard]] std::variant<uint64_t, int> slices_json_size(const Payload& payload);
+  // The source reopened, if it is still the version `payload` was built from (else ESTALE).
+  [[nodiscard]] std::variant<UniqueFd, int> source_of_version(const Payload& payload) const;
+  // Whether the source still has bytes up to `end` (see read()).
+  [[nodiscard]] bool source_has(const OpenFile& file, uint64_t end) const;
   [[nodiscard]] double attr_timeout(const NodeKey& key) const;
   [[nodiscard]] double entry_timeout(const std::string& parent_dir) const;
   [[nodiscard]] double negative_timeout(const std::string& parent_dir) const;
@@ -91,6 +96,7 @@ class Filesystem {
   mutable PayloadErrors payload_errors_;  // errors.json drops stale entries as it renders
   InodeTable inodes_;
   Stats stats_;
+  SourceBudget sources_;  // before files_: open files give their descriptors back to it
   HandleTable<OpenFile> files_;
   HandleTable<OpenDir> dirs_;
   fuse_session* session_ = nullptr;

@@ -10,6 +10,7 @@
 #include "core/payload.hpp"
 #include "core/unique_fd.hpp"
 #include "fs/node.hpp"
+#include "fs/source_budget.hpp"
 
 namespace payloadfs {
 
@@ -18,7 +19,7 @@ struct OpenFile {
   std::shared_ptr<const Payload> payload;
   // The source reopened, same version: byte nodes check its current size before each read;
   // slices.json with record tables reads attributes back from it.
-  UniqueFd source;
+  SourceBudget::Held source;
   // slices.json with record tables: the last piece rendered, since reads come in page-sized
   // steps through it.
   std::mutex piece_mutex;

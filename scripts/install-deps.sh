@@ -14,6 +14,8 @@ packages=(
   sqlite3 sqlite3-tools pngcheck python3-pil sox python3-soundfile
   tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
   tshark tcpdump python3-scapy
+  # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
+  valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
   python3-zarr python3-fsspec python3-xarray
   # packaging: the .deb's Depends (cpack), its check (scripts/check-package.sh) and mounts

@@ -37,20 +37,23 @@ def unmount(path):
 
 
 @contextlib.contextmanager
-def mounted(source, *options, foreground=False):
-    """Mounts `source` on a fresh mount point and yields it; unmounts on the way out."""
+def mounted(source, *options, foreground=False, preexec_fn=None):
+    """Mounts `source` on a fresh mount point and yields it; unmounts on the way out.
+    `preexec_fn` runs in the child before payloadfs starts (e.g. to lower its rlimits)."""
     mnt = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-mnt-"))
     proc = None
     try:
         cmd = [BIN, str(source), str(mnt), *options]
         if foreground:
-            proc = subprocess.Popen(cmd + ["-f"], stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(cmd + ["-f"], stderr=subprocess.PIPE, text=True,
+                                    preexec_fn=preexec_fn)
             wait_until(lambda: is_mounted(mnt) or proc.poll() is not None, what="mount")
             if proc.poll() is not None:
                 raise RuntimeError(f"payloadfs exited {proc.returncode}: {proc.stderr.read()}")
         else:
             # The daemon returns once the mount exists: no waiting needed, and none done.
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            result = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
+                                    preexec_fn=preexec_fn)
             if result.returncode != 0:
                 raise RuntimeError(f"payloadfs failed ({result.returncode}): {result.stderr}")
             assert is_mounted(mnt), "payloadfs returned before the mount existed"
@@ -83,3 +86,36 @@ def tree_digest(root):
                     content = f.read()
             digest[path] = (st.st_mode, st.st_size, st.st_mtime_ns, content)
     return digest
+
+
+def daemon_pid(mnt):
+    """The pid of the payloadfs serving `mnt` (foreground or daemonized): the process whose
+    command line names the mount point, which mounted() makes unique."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue  # exited meanwhile
+        if os.fsencode(str(mnt)) in argv and os.path.basename(argv[0]) == b"payloadfs":
+            found.append(int(entry.name))
+    if len(found) != 1:
+        raise RuntimeError(f"expected one payloadfs process for {mnt}, found {found}")
+    return found[0]
+
+
+def proc_status_kib(pid, field):
+    """A `kB` field of /proc/PID/status (RssAnon, VmHWM, ...), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if name == field:
+                return int(value.split()[0])
+    raise KeyError(field)
+
+
+def open_fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
