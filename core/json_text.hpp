@@ -15,4 +15,8 @@ namespace payloadfs {
 // (overlong forms, surrogates and code points past U+10FFFF are not valid).
 [[nodiscard]] size_t utf8_sequence_length(std::string_view s, size_t i);
 
+// Deepest bracket nesting of JSON text outside strings: lets hostile JSON be refused before
+// nlohmann's recursive parser runs on it.
+[[nodiscard]] size_t json_depth(std::string_view text);
+
 }  // namespace payloadfs

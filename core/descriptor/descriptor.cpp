@@ -580,28 +580,6 @@ class Loader {
   Scope header_scope_;
 };
 
-// Deepest bracket nesting outside strings, checked before nlohmann's recursive parser runs.
-unsigned json_depth(std::string_view text) {
-  unsigned depth = 0, deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Parsing files
 

@@ -21,7 +21,7 @@ namespace {
 
 // The reference implementation's MAX_HEADER_SIZE.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-constexpr int kMaxJsonDepth = 64;
+constexpr size_t kMaxJsonDepth = 64;
 // Larger claimed header lengths are taken as "not safetensors" rather than a broken one.
 constexpr uint64_t kMaxPlausibleHeader = 1ULL << 40;
 
@@ -54,28 +54,6 @@ std::string_view numpy_typestr(std::string_view name) {
   for (const auto& [st, np] : kNumpy)
     if (st == name) return np;
   return {};
-}
-
-// Deepest bracket nesting outside strings; lets us refuse hostile JSON before parsing it.
-int json_depth(std::string_view text) {
-  int depth = 0, deepest = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return deepest;
 }
 
 struct Tensor {
