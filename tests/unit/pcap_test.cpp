@@ -206,18 +206,7 @@ TEST(Pcap, Robustness) {
     auto bytes = testing::read_file(dir + "/" + name);
     if (!bytes.empty()) seeds.push_back(std::move(bytes));
   }
-  std::mt19937 rng(4242);
-  for (int iter = 0; iter < 3000; ++iter) {
-    auto data = seeds[static_cast<size_t>(iter) % seeds.size()];
-    const int edits = 1 + static_cast<int>(rng() % 8);
-    for (int e = 0; e < edits && !data.empty(); ++e) {
-      const size_t pos = rng() % data.size();
-      data[pos] = static_cast<std::byte>(rng() & 0xFF);
-    }
-    if (rng() % 4 == 0) data.resize(rng() % (data.size() + 1));
-    const Layout l = parse_bytes(*f, data);
-    expect_in_bounds(l, data.size());
-  }
+  testing::mutate_and_parse(*f, seeds, 4242, 3000);
 }
 
 TEST(Pcap, PacketsAreARecordTableOf16ByteRecords) {
