@@ -33,9 +33,9 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser: spreads FNV's weak high bit
 
 }  // namespace
 
-InodeTable::InodeTable(NodeKey root) {
-  by_key_.emplace(root, FUSE_ROOT_ID);
-  by_path_.emplace(root.path, FUSE_ROOT_ID);
+InodeTable::InodeTable(NodeKey root, Hash hash) : hash_(hash) {
+  by_path_.emplace(path_hash(root.path), FUSE_ROOT_ID);
+  if (hash_(root) != FUSE_ROOT_ID) displaced_.emplace(root, FUSE_ROOT_ID);
   by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1, std::nullopt});
 }
 
@@ -54,16 +54,29 @@ fuse_ino_t InodeTable::preferred(const NodeKey& key) {
   return h < kFirstHashed ? h + kFirstHashed : h;
 }
 
+uint64_t InodeTable::path_hash(std::string_view path) {
+  return mix(fnv1a(0xcbf29ce484222325ULL, path));
+}
+
+std::optional<fuse_ino_t> InodeTable::number_of(const NodeKey& key) const {
+  const fuse_ino_t home = hash_(key);
+  if (const auto it = by_ino_.find(home); it != by_ino_.end() && it->second.key == key) return home;
+  if (displaced_.empty()) return std::nullopt;
+  if (const auto it = displaced_.find(key); it != displaced_.end()) return it->second;
+  return std::nullopt;
+}
+
 fuse_ino_t InodeTable::acquire(const NodeKey& key) {
   const std::lock_guard lock(mutex_);
-  if (const auto it = by_key_.find(key); it != by_key_.end()) {
-    ++by_ino_[it->second].lookups;
-    return it->second;
+  if (const auto known = number_of(key)) {
+    ++by_ino_.at(*known).lookups;
+    return *known;
   }
-  fuse_ino_t ino = preferred(key);
+  const fuse_ino_t home = hash_(key);
+  fuse_ino_t ino = home;
   while (ino < kFirstHashed || by_ino_.contains(ino)) ino = mix(ino + 1);
-  by_key_.emplace(key, ino);
-  by_path_.emplace(key.path, ino);
+  if (ino != home) displaced_.emplace(key, ino);
+  by_path_.emplace(path_hash(key.path), ino);
   by_ino_.emplace(ino, Entry{key, 1, std::nullopt});
   return ino;
 }
@@ -77,14 +90,17 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t count) {
     it->second.lookups -= count;
     return;
   }
-  auto [first, last] = by_path_.equal_range(it->second.key.path);
+  auto [first, last] = by_path_.equal_range(path_hash(it->second.key.path));
   for (auto p = first; p != last; ++p) {
     if (p->second == ino) {
       by_path_.erase(p);
       break;
     }
   }
-  by_key_.erase(it->second.key);
+  if (!displaced_.empty()) {
+    if (const auto d = displaced_.find(it->second.key); d != displaced_.end() && d->second == ino)
+      displaced_.erase(d);
+  }
   by_ino_.erase(it);
 }
 
@@ -112,9 +128,11 @@ size_t InodeTable::size() const {
 std::vector<std::pair<fuse_ino_t, NodeKind>> InodeTable::nodes_of(const std::string& path) const {
   const std::lock_guard lock(mutex_);
   std::vector<std::pair<fuse_ino_t, NodeKind>> out;
-  auto [first, last] = by_path_.equal_range(path);
-  for (auto it = first; it != last; ++it)
-    out.emplace_back(it->second, by_ino_.at(it->second).key.kind);
+  auto [first, last] = by_path_.equal_range(path_hash(path));
+  for (auto it = first; it != last; ++it) {
+    const Entry& entry = by_ino_.at(it->second);
+    if (entry.key.path == path) out.emplace_back(it->second, entry.key.kind);
+  }
   return out;
 }
 

@@ -4,6 +4,11 @@
 // number on every lookup for the life of the mount. Entries live while the kernel holds
 // lookups on them (FUSE lookup counting); the root is permanent. On the (2^-64-rare) event of
 // two keys hashing alike, the later one probes to the next free number.
+//
+// Each key is stored once: a key is found at its hashed number, and only keys that had to
+// probe elsewhere are also indexed by key. Nodes are indexed by a hash of their source path
+// for change notifications. (The table grows with every node the kernel remembers: about
+// 250 bytes a node.)
 
 #include <fuse_lowlevel.h>
 
@@ -21,7 +26,10 @@ namespace payloadfs {
 
 class InodeTable {
  public:
-  explicit InodeTable(NodeKey root);
+  using Hash = fuse_ino_t (*)(const NodeKey&);
+
+  // `hash` replaces preferred() in tests that need collisions.
+  explicit InodeTable(NodeKey root, Hash hash = &InodeTable::preferred);
 
   // The node's number, adding one kernel lookup reference.
   [[nodiscard]] fuse_ino_t acquire(const NodeKey& key);
@@ -52,11 +60,16 @@ class InodeTable {
     std::optional<SourceIdentity> last_open;
   };
 
-  // One lock for both maps; held only for map operations (never across I/O).
+  [[nodiscard]] static uint64_t path_hash(std::string_view path);
+  // The number `key` has, if the table holds it. Called with mutex_ held.
+  [[nodiscard]] std::optional<fuse_ino_t> number_of(const NodeKey& key) const;
+
+  const Hash hash_;
+  // One lock for the maps; held only for map operations (never across I/O).
   mutable std::mutex mutex_;
   std::unordered_map<fuse_ino_t, Entry> by_ino_;
-  std::unordered_map<NodeKey, fuse_ino_t, KeyHash> by_key_;
-  std::unordered_multimap<std::string, fuse_ino_t> by_path_;
+  std::unordered_map<NodeKey, fuse_ino_t, KeyHash> displaced_;  // keys not at hash_(key)
+  std::unordered_multimap<uint64_t, fuse_ino_t> by_path_;       // path_hash(key.path) -> ino
 };
 
 }  // namespace payloadfs
