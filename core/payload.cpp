@@ -1,6 +1,7 @@
 #include "core/payload.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -78,15 +79,6 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
   const auto size = static_cast<uint64_t>(st.st_size);
   const FdSource source(fd, size);
   Layout layout;
-  bool mapped = true;
-  MappedFile map;
-  auto mapping = MappedFile::map(fd, size);
-  if (const int* err = std::get_if<int>(&mapping)) {
-    mapped = false;
-    layout.add_error(std::string("cannot map the file: ") + std::strerror(*err));
-  } else {
-    map = std::move(std::get<MappedFile>(mapping));
-  }
 
   std::vector<std::byte> head(static_cast<size_t>(std::min<uint64_t>(kDetectHeadBytes, size)));
   const bool head_ok = source.read_exact(0, head);
@@ -113,16 +105,14 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
   std::vector<std::byte> magic(static_cast<size_t>(layout.magic->length));
   if (!source.read_exact(layout.magic->offset, magic)) magic.clear();
 
-  return std::shared_ptr<const Payload>(new Payload(std::move(rel_path), st, std::move(map), mapped,
-                                                    std::move(layout), format.name(), magic));
+  return std::shared_ptr<const Payload>(
+      new Payload(std::move(rel_path), st, std::move(layout), format.name(), magic));
 }
 
-Payload::Payload(std::string path, const struct stat& st, MappedFile map, bool mapped,
-                 Layout layout, std::string_view format, std::span<const std::byte> magic_bytes)
+Payload::Payload(std::string path, const struct stat& st, Layout layout, std::string_view format,
+                 std::span<const std::byte> magic_bytes)
     : path_(std::move(path)),
       stat_(st),
-      map_(std::move(map)),
-      mapped_(mapped),
       format_(format),
       magic_(*layout.magic),
       slices_(std::move(layout.slices)),
@@ -208,7 +198,22 @@ std::string Payload::slices_json_text(const ByteSource& source) const {
   return out;
 }
 
+int Payload::map(int fd) const {
+  if (mapped()) return 0;
+  const std::lock_guard lock(map_mutex_);
+  if (mapped()) return 0;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return errno;
+  if (st.st_dev != stat_.st_dev || st.st_ino != stat_.st_ino) return ESTALE;
+  auto mapping = MappedFile::map(fd, size());
+  if (const int* err = std::get_if<int>(&mapping)) return *err;
+  map_ = std::move(std::get<MappedFile>(mapping));
+  mapped_.store(true, std::memory_order_release);
+  return 0;
+}
+
 std::span<const std::byte> Payload::bytes(ByteRange range) const noexcept {
+  if (!mapped()) return {};
   const auto all = map_.bytes();
   if (!range_within(range.offset, range.length, all.size())) return {};
   return all.subspan(static_cast<size_t>(range.offset), static_cast<size_t>(range.length));

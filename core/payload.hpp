@@ -1,7 +1,8 @@
 #pragma once
-// One version of one source file, fully prepared to be served: its mapping, its parsed layout,
-// the rendered header.json and slices.json bytes, and the raw/ tree. Immutable once built; a
-// changed source gets a new Payload while open files keep the one they opened.
+// One version of one source file, fully prepared to be served: its parsed layout, the rendered
+// header.json and slices.json bytes, the raw/ tree, and its mapping once bytes are wanted.
+// Immutable once built; a changed source gets a new Payload while open files keep the one they
+// opened.
 
 #include <sys/stat.h>
 
@@ -81,21 +82,29 @@ class Payload {
   // Roughly how much heap this payload holds (rendered JSON, the raw/ tree, record tables),
   // for the cache's memory budget.
   [[nodiscard]] size_t memory_estimate() const noexcept { return memory_estimate_; }
-  // Whether the bytes can be served (false when the file could not be mapped).
-  [[nodiscard]] bool mapped() const noexcept { return mapped_; }
-  // The mapped bytes of `range`, which must lie within the file.
+  // Maps the file for bytes(), once, on the first need: reading a header never maps (a
+  // mapping per payload would cost an mmap and a munmap per header.json). `fd` is the
+  // caller's descriptor of the same file. Returns 0, ESTALE when `fd` is another file, or
+  // mmap's errno. Thread-safe.
+  [[nodiscard]] int map(int fd) const;
+  // Whether map() has succeeded: the bytes can be served.
+  [[nodiscard]] bool mapped() const noexcept { return mapped_.load(std::memory_order_acquire); }
+  // The mapped bytes of `range`, which must lie within the file; empty before map().
   [[nodiscard]] std::span<const std::byte> bytes(ByteRange range) const noexcept;
   // Faults in the pages of `range` ahead of a large reply (see MappedFile::populate).
-  void populate(ByteRange range) const noexcept { map_.populate(range.offset, range.length); }
+  void populate(ByteRange range) const noexcept {
+    if (mapped()) map_.populate(range.offset, range.length);
+  }
 
  private:
-  Payload(std::string path, const struct stat& st, MappedFile map, bool mapped, Layout layout,
-          std::string_view format, std::span<const std::byte> magic_bytes);
+  Payload(std::string path, const struct stat& st, Layout layout, std::string_view format,
+          std::span<const std::byte> magic_bytes);
 
   std::string path_;
   struct stat stat_;
-  MappedFile map_;
-  bool mapped_;
+  mutable std::mutex map_mutex_;  // serializes map(); readers check mapped_ first
+  mutable MappedFile map_;        // set once, under map_mutex_, before mapped_
+  mutable std::atomic<bool> mapped_{false};
   std::string format_;
   ByteRange magic_;
   std::vector<Slice> slices_;

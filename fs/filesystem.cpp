@@ -144,7 +144,8 @@ std::variant<Filesystem::Resolved, int> Filesystem::resolve(fuse_ino_t ino) {
   return out;
 }
 
-std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string_view name) {
+std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string_view name,
+                                             struct stat* source) {
   const NodeKey& p = parent.key;
   NodeKey key{NodeKind::source_dir, p.dev, p.ino, p.path, "", 0, 0};
   switch (p.kind) {
@@ -156,6 +157,7 @@ std::variant<NodeKey, int> Filesystem::child(const Resolved& parent, std::string
       auto st = root_.stat(path);
       if (const int* err = std::get_if<int>(&st)) return *err == ENOTDIR ? ENOENT : *err;
       const auto& s = std::get<struct stat>(st);
+      if (source != nullptr) *source = s;
       if (S_ISDIR(s.st_mode)) {
         if (watcher_ != nullptr) watcher_->watch(path);  // before the kernel caches anything
         return NodeKey{NodeKind::source_dir, s.st_dev, s.st_ino, path, "", 0, 0};
@@ -224,7 +226,13 @@ std::variant<uint64_t, int> Filesystem::slices_json_size(const Payload& payload)
   return payload.slices_json_size(FdSource(std::get<UniqueFd>(opened).get(), payload.size()));
 }
 
-std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const Payload* payload) {
+std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const Payload* payload,
+                                                      const struct stat* source) {
+  // The caller's fresh stat of a source object, or a new one.
+  const auto source_stat = [&]() -> std::variant<struct stat, int> {
+    if (source != nullptr) return *source;
+    return root_.stat(key.path);
+  };
   struct stat st {};
   st.st_blksize = 4096;
   if (key.kind == NodeKind::control_dir || key.kind == NodeKind::control_file) {
@@ -240,9 +248,9 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
       st.st_size = static_cast<off_t>(control_file(key.sub).size());
     }
   } else if (key.kind == NodeKind::symlink) {
-    auto source = root_.stat(key.path);
-    if (const int* err = std::get_if<int>(&source)) return *err == ENOENT ? ESTALE : *err;
-    const auto& s = std::get<struct stat>(source);
+    auto seen = source_stat();
+    if (const int* err = std::get_if<int>(&seen)) return *err == ENOENT ? ESTALE : *err;
+    const auto& s = std::get<struct stat>(seen);
     if (s.st_dev != key.dev || s.st_ino != key.ino || !S_ISLNK(s.st_mode)) return ESTALE;
     auto target = root_.link_target(key.path);
     if (const int* err = std::get_if<int>(&target)) return *err == ENOENT ? ESTALE : *err;
@@ -255,9 +263,9 @@ std::variant<struct stat, int> Filesystem::attributes(const NodeKey& key, const 
     st.st_ctim = s.st_ctim;
   } else if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
              key.kind == NodeKind::range_dir) {
-    auto source = root_.stat(key.path);
-    if (const int* err = std::get_if<int>(&source)) return *err == ENOENT ? ESTALE : *err;
-    const auto& s = std::get<struct stat>(source);
+    auto seen = source_stat();
+    if (const int* err = std::get_if<int>(&seen)) return *err == ENOENT ? ESTALE : *err;
+    const auto& s = std::get<struct stat>(seen);
     if (s.st_dev != key.dev || s.st_ino != key.ino) return ESTALE;
     const bool is_source_dir = key.kind == NodeKind::source_dir;
     if (is_source_dir != S_ISDIR(s.st_mode)) return ESTALE;
@@ -385,7 +393,9 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   stats_.lookups.fetch_add(1, std::memory_order_relaxed);
   auto resolved = resolve(parent);
   if (const int* err = std::get_if<int>(&resolved)) return reply_error(req, *err);
-  auto key = child(std::get<Resolved>(resolved), name);
+  struct stat source {};
+  source.st_ino = 0;
+  auto key = child(std::get<Resolved>(resolved), name, &source);
   if (const int* err = std::get_if<int>(&key)) {
     if (*err == ENOENT) {
       // A negative entry the kernel may cache for negative_timeout.
@@ -405,7 +415,7 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     if (const int* err = std::get_if<int>(&got)) return reply_error(req, *err);
     payload = std::get<std::shared_ptr<const Payload>>(std::move(got));
   }
-  auto attr = attributes(k, payload.get());
+  auto attr = attributes(k, payload.get(), source.st_ino != 0 ? &source : nullptr);
   if (const int* err = std::get_if<int>(&attr)) return reply_error(req, *err);
   fuse_entry_param entry{};
   entry.attr = std::get<struct stat>(attr);
@@ -551,11 +561,14 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
         entry.attr.st_mode = S_IFDIR;
       } else {
         NodeKey key = e.key;
+        struct stat source {};
+        source.st_ino = 0;
         if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
             key.kind == NodeKind::symlink) {
           // getdents' d_ino is not the identity lookup sees (mount points): ask lookup's way.
-          auto looked_up = child(Resolved{dir.entries[0].key, nullptr}, e.name);
+          auto looked_up = child(Resolved{dir.entries[0].key, nullptr}, e.name, &source);
           if (auto* k = std::get_if<NodeKey>(&looked_up)) key = std::move(*k);
+          if (source.st_ino != key.ino) source.st_ino = 0;  // not that key's stat
         }
         if (needs_payload(key.kind) && !payload) {
           auto got = payload_for(key);
@@ -564,7 +577,8 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
         // A payload gone since opendir (its file replaced) leaves nothing to describe.
         std::variant<struct stat, int> attr = ESTALE;
         if (!needs_payload(key.kind) || payload)
-          attr = attributes(key, needs_payload(key.kind) ? payload.get() : nullptr);
+          attr = attributes(key, needs_payload(key.kind) ? payload.get() : nullptr,
+                            source.st_ino != 0 ? &source : nullptr);
         if (const auto* st = std::get_if<struct stat>(&attr)) {
           entry.attr = *st;
           entry.ino = inodes_.acquire(key);
@@ -646,18 +660,26 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       return reply_error(req, EISDIR);
   }
   if (file->payload && !file->is_text) {
-    if (!file->payload->mapped()) return reply_error(req, EIO);
-    // Held, within the budget, for read()'s check of the source's current size: the same
-    // file, not necessarily the same version. Beyond the budget read() checks by path.
-    if (!sources_.spent()) {
+    // The first byte file opened of a payload maps it. The descriptor is then held, within
+    // the budget, for read()'s check of the source's current size: the same file, not
+    // necessarily the same version. Beyond the budget read() checks by path.
+    const bool unmapped = !file->payload->mapped();
+    if (unmapped || !sources_.spent()) {
       auto opened = root_.open_file(file->payload->path());
+      if (const int* err = std::get_if<int>(&opened); err != nullptr && unmapped)
+        return reply_error(req, *err == ENOENT ? ESTALE : *err);
       if (auto* fd = std::get_if<UniqueFd>(&opened)) {
         struct stat st {};
         const struct stat& opened_as = file->payload->source_stat();
         if (::fstat(fd->get(), &st) != 0 || st.st_dev != opened_as.st_dev ||
             st.st_ino != opened_as.st_ino)
           return reply_error(req, ESTALE);  // replaced since the lookup
-        file->source = sources_.hold(std::move(*fd));
+        if (const int err = file->payload->map(fd->get()); err != 0) {
+          log(LogLevel::warn, "cannot map %s: %s", file->payload->path().c_str(),
+              std::strerror(err));
+          return reply_error(req, err == ESTALE ? ESTALE : EIO);
+        }
+        if (!sources_.spent()) file->source = sources_.hold(std::move(*fd));
       }
     }
   }

@@ -65,9 +65,13 @@ class Filesystem {
 
   [[nodiscard]] std::variant<Resolved, int> resolve(fuse_ino_t ino);
   [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> payload_for(const NodeKey& key);
-  [[nodiscard]] std::variant<NodeKey, int> child(const Resolved& parent, std::string_view name);
+  // `source`, when given, receives the source's stat for source-directory children (which
+  // attributes() can then use instead of a second stat).
+  [[nodiscard]] std::variant<NodeKey, int> child(const Resolved& parent, std::string_view name,
+                                                 struct stat* source = nullptr);
   [[nodiscard]] std::variant<struct stat, int> attributes(const NodeKey& key,
-                                                          const Payload* payload);
+                                                          const Payload* payload,
+                                                          const struct stat* source = nullptr);
   // slices.json's exact size, measured on first need (ESTALE when the source changed).
   [[nodiscard]] std::variant<uint64_t, int> slices_json_size(const Payload& payload);
   // The source reopened, if it is still the version `payload` was built from (else ESTALE).

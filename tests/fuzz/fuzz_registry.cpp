@@ -123,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& slice : payload->slices()) {
     if (!payloadfs::range_within(slice.range.offset, slice.range.length, size))
       fail(format.name(), "Payload kept a slice outside the file");
-    if (payload->mapped() && payload->bytes(slice.range).size() != slice.range.length)
+    if (payload->map(fd.get()) == 0 && payload->bytes(slice.range).size() != slice.range.length)
       fail(format.name(), "mapped slice bytes of the wrong length");
   }
   const auto magic = payload->magic();

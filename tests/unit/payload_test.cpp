@@ -58,9 +58,18 @@ TEST_F(PayloadTest, ShortAndEmptyFiles) {
   const auto empty = testing::payload_of(write("empty", ""), registry);
   EXPECT_EQ(header_of(*empty)["magic"], "");
   EXPECT_EQ(empty->magic().length, 0u);
+  EXPECT_FALSE(empty->mapped());  // a header never maps
+  {
+    const UniqueFd fd(::open((dir / "empty").c_str(), O_RDONLY | O_CLOEXEC));
+    EXPECT_EQ(empty->map(fd.get()), 0);
+  }
   EXPECT_TRUE(empty->mapped());
+  EXPECT_TRUE(empty->bytes({0, 0}).empty());
   const auto two = testing::payload_of(write("two", "hi"), registry);
   EXPECT_EQ(header_of(*two)["magic"], "6869");
+  const UniqueFd other(::open((dir / "empty").c_str(), O_RDONLY | O_CLOEXEC));
+  EXPECT_EQ(two->map(other.get()), ESTALE);  // not the file it was built from
+  EXPECT_FALSE(two->mapped());
 }
 
 TEST_F(PayloadTest, ErrorsAppearExactlyWhenMalformed) {
@@ -96,6 +105,9 @@ TEST_F(PayloadTest, SlicesJsonNamesTheRawPath) {
   EXPECT_EQ(s[1]["dtype"], "U8");
   const auto entry = p->tree().find("a/c");
   ASSERT_TRUE(entry);
+  EXPECT_TRUE(p->bytes(*p->range_of(*entry)).empty());  // not mapped yet
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_EQ(p->map(fd.get()), 0);
   const auto bytes = p->bytes(*p->range_of(*entry));
   ASSERT_EQ(bytes.size(), 1u);
   EXPECT_EQ(static_cast<char>(bytes[0]), 'y');
