@@ -142,10 +142,11 @@ Payload::Payload(std::string path, const struct stat& st, Layout layout, std::st
   const auto arrays = refs_arrays(slices_);
   has_refs_json_ = !arrays.empty() && utf8_or_escaped(path_) == path_;
 
-  // Text held, twice the slices' rendered size for their in-memory form, a few hundred
-  // bytes per tree node, 16 per record.
+  // Text held, twice the slices' rendered size for their in-memory form, about 512 bytes per
+  // slice (its name, attributes and tree node), 16 per record. Checked against mallinfo2 over
+  // real files (ELF, WAV, PNG, npy): within 15 % for ELF and WAV, above it for the others.
   memory_estimate_ = sizeof(Payload) + path_.size() + header_json_.size() +
-                     3 * slices_json_.head().size() + 256 * (slices_.size() + tables_.size() + 1);
+                     3 * slices_json_.head().size() + 512 * (slices_.size() + tables_.size() + 1);
   for (const auto& table : tables_) memory_estimate_ += table.records.size() * sizeof(Record);
   // refs.json, once read: about 300 bytes, the name three times and the URL per array.
   if (has_refs_json_) {

@@ -36,7 +36,7 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser: spreads FNV's weak high bit
 InodeTable::InodeTable(NodeKey root, Hash hash) : hash_(hash) {
   by_path_.emplace(path_hash(root.path), FUSE_ROOT_ID);
   if (hash_(root) != FUSE_ROOT_ID) displaced_.emplace(root, FUSE_ROOT_ID);
-  by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1, std::nullopt});
+  by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1});
 }
 
 fuse_ino_t InodeTable::preferred(const NodeKey& key) {
@@ -77,7 +77,7 @@ fuse_ino_t InodeTable::acquire(const NodeKey& key) {
   while (ino < kFirstHashed || by_ino_.contains(ino)) ino = mix(ino + 1);
   if (ino != home) displaced_.emplace(key, ino);
   by_path_.emplace(path_hash(key.path), ino);
-  by_ino_.emplace(ino, Entry{key, 1, std::nullopt});
+  by_ino_.emplace(ino, Entry{key, 1});
   return ino;
 }
 
@@ -101,6 +101,7 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t count) {
     if (const auto d = displaced_.find(it->second.key); d != displaced_.end() && d->second == ino)
       displaced_.erase(d);
   }
+  last_open_.erase(ino);
   by_ino_.erase(it);
 }
 
@@ -113,10 +114,11 @@ std::optional<NodeKey> InodeTable::find(fuse_ino_t ino) const {
 
 bool InodeTable::same_version_as_last_open(fuse_ino_t ino, const SourceIdentity& version) {
   const std::lock_guard lock(mutex_);
-  const auto it = by_ino_.find(ino);
-  if (it == by_ino_.end()) return false;
-  const bool same = it->second.last_open == version;
-  it->second.last_open = version;
+  if (!by_ino_.contains(ino)) return false;
+  const auto [it, added] = last_open_.try_emplace(ino, version);
+  if (added) return false;
+  const bool same = it->second == version;
+  it->second = version;
   return same;
 }
 

@@ -8,7 +8,7 @@
 // Each key is stored once: a key is found at its hashed number, and only keys that had to
 // probe elsewhere are also indexed by key. Nodes are indexed by a hash of their source path
 // for change notifications. (The table grows with every node the kernel remembers: about
-// 250 bytes a node.)
+// 200 bytes a node.)
 
 #include <fuse_lowlevel.h>
 
@@ -57,7 +57,6 @@ class InodeTable {
   struct Entry {
     NodeKey key;
     uint64_t lookups = 0;
-    std::optional<SourceIdentity> last_open;
   };
 
   [[nodiscard]] static uint64_t path_hash(std::string_view path);
@@ -70,6 +69,7 @@ class InodeTable {
   std::unordered_map<fuse_ino_t, Entry> by_ino_;
   std::unordered_map<NodeKey, fuse_ino_t, KeyHash> displaced_;  // keys not at hash_(key)
   std::unordered_multimap<uint64_t, fuse_ino_t> by_path_;       // path_hash(key.path) -> ino
+  std::unordered_map<fuse_ino_t, SourceIdentity> last_open_;    // only nodes ever opened
 };
 
 }  // namespace payloadfs

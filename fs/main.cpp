@@ -47,7 +47,7 @@ struct CliConfig {
   unsigned cache_entries = 4096;
   unsigned read_ahead_kb = 1024;
   const char* formats = nullptr;
-  unsigned cache_memory_mb = 8;
+  unsigned cache_memory_mb = 4;
   const char* log_level = nullptr;
   const char* refs_prefix = nullptr;
   int help = 0;
@@ -160,7 +160,7 @@ void print_help() {
       "    -o formats=DIR         load format descriptors (*.json) from DIR, before\n"
       "                           ~/.config/payloadfs/formats and /etc/payloadfs/formats\n"
       "    -o cache_entries=N     parsed payloads (and their mappings) kept (default 4096)\n"
-      "    -o cache_memory=MiB    and at most about this much memory for them (default 8)\n"
+      "    -o cache_memory=MiB    and at most about this much memory for them (default 4)\n"
       "    -o read_ahead_kb=N     the mount's readahead window (default 1024; 0 leaves the\n"
       "                           kernel's 128; needs root)\n"
       "    -o log_level=L         error, warn, info or debug (default info; debug with -d);\n"

@@ -32,9 +32,9 @@ FD_WALK_PAYLOADS = 2_000 if SANITIZED else 5_000
 GiB = 1 << 30
 
 # The daemon's anonymous memory after reading every payload of a 10,000-file tree (see
-# docs/reliability.md): the payload cache holds at most 4096 entries / about 8 MiB, the inode
-# table one node per name the kernel remembers, plus glibc's per-thread malloc arenas (4
-# workers and the watcher). Measured about 26 MiB; the ceiling leaves room for arena
+# docs/reliability.md): the payload cache holds at most 4096 entries / about 4 MiB, the inode
+# table one node per name the kernel remembers (about 200 bytes each), plus glibc's per-thread
+# malloc arenas (4 workers and the watcher). Measured about 13 MiB; the ceiling leaves room for arena
 # fragmentation, and does not depend on payload sizes (the files here are 4 MiB each).
 RSS_ANON_CEILING_KIB = 64 << 10
 
