@@ -710,6 +710,8 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   }
   const size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - start));
   const char* data = nullptr;
+  ByteRange prefetch{};  // the next range of a sequential reader, mapped after the reply
+  std::shared_ptr<const Payload> payload;  // `file` may be released once the reply is out
   if (file.is_text) {
     data = file.text.data() + start;
   } else {
@@ -723,7 +725,16 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
     if (bytes.size() != count) return reply_error(req, EIO);
     // Readahead-sized requests: one madvise maps every page before the kernel copies them
     // (measured 1.6 -> 2.6-3.6 GB/s); for a few pages the faults cost less than the call.
-    if (count >= kPopulateBytes) file.payload->populate({source_offset, count});
+    if (count >= kPopulateBytes) {
+      file.payload->populate({source_offset, count});
+      // Sequential: map the next range while the kernel copies this one out and the reader
+      // consumes it (so that the next request finds its pages mapped).
+      const uint64_t end = start + count;
+      if (file.next_read.exchange(end, std::memory_order_relaxed) == start && end < length) {
+        prefetch = {file.range.offset + end, std::min<uint64_t>(count, length - end)};
+        payload = file.payload;
+      }
+    }
     data = reinterpret_cast<const char*>(bytes.data());
   }
   // The kernel copies straight from the mapping. If the source shrank under us, that copy
@@ -733,6 +744,7 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   } else {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
   }
+  if (payload) payload->populate(prefetch);
 }
 
 // slices.json of a payload with record tables: assembled from pieces rendered on demand (a

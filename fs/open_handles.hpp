@@ -1,6 +1,8 @@
 #pragma once
 // What open files and directories hold between open and release.
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,7 +27,9 @@ struct OpenFile {
   std::mutex piece_mutex;
   SlicesJson::Piece piece;
   bool is_slices_json = false;
-  ByteRange range;         // byte nodes: the range of the source file served
+  ByteRange range;  // byte nodes: the range of the source file served
+  // Where the last read ended (offset within `range`): a read starting there is sequential.
+  std::atomic<uint64_t> next_read{UINT64_MAX};
   std::string_view text;   // generated files: a view into payload or owned_text
   std::string owned_text;  // control files: a snapshot taken at open
   bool is_text = false;
