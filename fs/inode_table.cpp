@@ -35,7 +35,6 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser: spreads FNV's weak high bit
 
 InodeTable::InodeTable(NodeKey root, Hash hash) : hash_(hash) {
   by_path_.emplace(path_hash(root.path), FUSE_ROOT_ID);
-  if (hash_(root) != FUSE_ROOT_ID) displaced_.emplace(root, FUSE_ROOT_ID);
   by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1});
 }
 
@@ -61,6 +60,7 @@ uint64_t InodeTable::path_hash(std::string_view path) {
 std::optional<fuse_ino_t> InodeTable::number_of(const NodeKey& key) const {
   const fuse_ino_t home = hash_(key);
   if (const auto it = by_ino_.find(home); it != by_ino_.end() && it->second.key == key) return home;
+  if (by_ino_.at(FUSE_ROOT_ID).key == key) return FUSE_ROOT_ID;  // the one key never hashed
   if (displaced_.empty()) return std::nullopt;
   if (const auto it = displaced_.find(key); it != displaced_.end()) return it->second;
   return std::nullopt;

@@ -41,6 +41,7 @@ TEST(InodeTable, LivesUntilEveryLookupIsForgotten) {
   EXPECT_TRUE(table.nodes_of("a.npy").empty());
   table.forget(FUSE_ROOT_ID, 5);  // the root is permanent
   EXPECT_TRUE(table.find(FUSE_ROOT_ID).has_value());
+  EXPECT_EQ(table.acquire(root_key()), FUSE_ROOT_ID);
 }
 
 TEST(InodeTable, CollidingKeysGetDistinctStableNumbers) {
