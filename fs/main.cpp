@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdarg>
@@ -30,6 +31,7 @@
 #include "fs/inspect.hpp"
 #include "fs/log.hpp"
 #include "fs/ops.hpp"
+#include "fs/spin_loop.hpp"
 #include "payloadfs/version.hpp"
 
 namespace {
@@ -50,6 +52,7 @@ struct CliConfig {
   unsigned cache_memory_mb = 4;
   const char* log_level = nullptr;
   const char* refs_prefix = nullptr;
+  unsigned spin_us = 0;
   int help = 0;
   int version = 0;
   const char* source = nullptr;
@@ -74,6 +77,7 @@ const fuse_opt kOptions[] = {
     {"cache_memory=%u", offsetof(CliConfig, cache_memory_mb), 0},
     {"log_level=%s", offsetof(CliConfig, log_level), 0},
     {"refs_prefix=%s", offsetof(CliConfig, refs_prefix), 0},
+    {"spin_us=%u", offsetof(CliConfig, spin_us), 0},
     FUSE_OPT_KEY("-h", kKeyHelp),
     FUSE_OPT_KEY("--help", kKeyHelp),
     FUSE_OPT_KEY("-V", kKeyVersion),
@@ -167,6 +171,9 @@ void print_help() {
       "                           stderr with -f/-d, else syslog (LOG_DAEMON)\n"
       "    -o refs_prefix=URL     refs.json points at URL/<path in SRC> instead of the\n"
       "                           source's absolute path (e.g. s3://bucket/data/)\n"
+      "    -o spin_us=N           an idle worker polls for the next request for N us before\n"
+      "                           it sleeps (default 0: sleep at once); trades CPU for\n"
+      "                           latency where waking a thread is slow (VMs)\n"
       "\n");
   fuse_cmdline_help();
   fuse_lowlevel_help();
@@ -372,16 +379,22 @@ int run(int argc, char** argv) {
   payloadfs::log(
       payloadfs::LogLevel::info,
       "serving %s on %s: formats %s%s, inotify %s, cache %zu "
-      "payloads / %zu MiB, %u threads%s, log_level %s",
+      "payloads / %zu MiB, %u threads%s%s, log_level %s",
       resolved, options.mountpoint.empty() ? mountpoint.get() : options.mountpoint.c_str(),
       format_names.c_str(), formats_dir ? (" (descriptors from " + *formats_dir + ")").c_str() : "",
       options.watch_sources ? "on" : "off", options.cache_entries, options.cache_memory >> 20,
       cmdline.singlethread ? 1U : cmdline.max_threads, cmdline.clone_fd ? " (clone_fd)" : "",
+      config.spin_us > 0 ? (", spinning " + std::to_string(config.spin_us) + " us").c_str() : "",
       std::string(payloadfs::log_level_name(level)).c_str());
   filesystem.attach(session.get());  // after daemonizing: its thread must live in the daemon
 
   int status = 0;
-  if (cmdline.singlethread) {
+  if (config.spin_us > 0) {
+    status = payloadfs::run_spin_loop(session.get(), cmdline.singlethread ? 1 : cmdline.max_threads,
+                                      std::chrono::microseconds(config.spin_us));
+    if (status < 0)
+      payloadfs::log(payloadfs::LogLevel::error, "reading /dev/fuse: %s", std::strerror(-status));
+  } else if (cmdline.singlethread) {
     status = fuse_session_loop(session.get());
   } else {
     std::unique_ptr<fuse_loop_config, LoopConfigDeleter> loop(fuse_loop_cfg_create());

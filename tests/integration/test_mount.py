@@ -360,6 +360,23 @@ print("ok")
         finally:
             shutil.rmtree(src)
 
+    def test_spinning_loop_serves_the_same_tree(self):
+        def listing(mnt):
+            digest = tree_digest(mnt)
+            return {os.path.relpath(path, mnt): value for path, value in digest.items()}
+
+        with mounted(self.src) as mnt:
+            expected = listing(mnt)
+        self.assertGreater(len(expected), 50)
+        for options in (["-o", "spin_us=200"], ["-o", "spin_us=200", "-s"]):
+            with mounted(self.src, *options) as mnt:
+                self.assertEqual(listing(mnt), expected, options)
+                # raw/ bytes through the spinning loop, many requests back to back
+                data = mnt / "arrays" / "f4_2d.npy" / "raw" / "data"
+                with open(data, "rb") as f:
+                    chunks = [f.read(7) for _ in range(10)]
+                self.assertEqual(b"".join(chunks), data.read_bytes()[:70])
+
     def test_inspect_without_mounting(self):
         path = self.src / "arrays" / "structured.npy"
         out = json.loads(run(BIN, "--inspect", path).stdout)
@@ -412,13 +429,26 @@ class LifecycleTest(unittest.TestCase):
             wait_until(lambda: not is_mounted(self.mnt), what="unmount")
 
     def test_signals_unmount_cleanly(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f"])
+        for sig, options in ((signal.SIGTERM, []), (signal.SIGINT, []),
+                             (signal.SIGTERM, ["-o", "spin_us=100"])):
+            proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f", *options])
             wait_until(lambda: is_mounted(self.mnt), what="mount")
             self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
             proc.send_signal(sig)
-            self.assertEqual(proc.wait(timeout=15), 0)
+            self.assertEqual(proc.wait(timeout=15), 0, options)
             self.assertFalse(is_mounted(self.mnt))
+
+    def test_spinning_loop_ends_on_unmount(self):
+        proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f", "-o", "spin_us=100"])
+        try:
+            wait_until(lambda: is_mounted(self.mnt), what="mount")
+            self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
+            run("fusermount3", "-u", self.mnt)
+            self.assertEqual(proc.wait(timeout=15), 0)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
     def test_sigkill_leaves_a_mount_that_can_be_cleared(self):
         proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f"])
