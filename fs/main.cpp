@@ -47,7 +47,7 @@ struct CliConfig {
   double negative_timeout = kUnset;
   int inotify = -1;
   unsigned cache_entries = 4096;
-  unsigned read_ahead_kb = 1024;
+  unsigned read_ahead_kb = 2048;
   const char* formats = nullptr;
   unsigned cache_memory_mb = 4;
   const char* log_level = nullptr;
@@ -165,7 +165,7 @@ void print_help() {
       "                           ~/.config/payloadfs/formats and /etc/payloadfs/formats\n"
       "    -o cache_entries=N     parsed payloads (and their mappings) kept (default 4096)\n"
       "    -o cache_memory=MiB    and at most about this much memory for them (default 4)\n"
-      "    -o read_ahead_kb=N     the mount's readahead window (default 1024; 0 leaves the\n"
+      "    -o read_ahead_kb=N     the mount's readahead window (default 2048; 0 leaves the\n"
       "                           kernel's 128; needs root)\n"
       "    -o log_level=L         error, warn, info or debug (default info; debug with -d);\n"
       "                           stderr with -f/-d, else syslog (LOG_DAEMON)\n"

@@ -17,7 +17,7 @@ struct MountOptions {
   bool watch_sources = true;      // -o inotify=0 turns it off
   size_t cache_entries = 4096;    // payloads (mappings + parsed layouts) kept
   size_t cache_memory = 4 << 20;  // and about this many bytes of them
-  unsigned read_ahead_kb = 1024;  // the mount's readahead window; 0 leaves the kernel's
+  unsigned read_ahead_kb = 2048;  // the mount's readahead window; 0 leaves the kernel's
   std::string mountpoint;         // resolved, to find the mount's bdi
   // refs.json's references are this followed by the file's path in SRC; empty: SRC's
   // absolute path and '/'. Ends with '/' when set.
