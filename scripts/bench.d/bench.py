@@ -352,13 +352,28 @@ class Bench:
         stamp_path = os.path.join(self.data_root, "stamp.json")
         if os.path.exists(stamp_path) and open(stamp_path).read() == self.stamp():
             log("data: reusing " + self.data_root)
+        else:
+            for d in os.listdir(self.data_root):
+                p = os.path.join(self.data_root, d)
+                shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
+            self.generate()
+            with open(stamp_path, "w") as f:
+                f.write(self.stamp())
+        self.make_images()
+
+    def make_images(self):
+        """squashfuse's images, when it is measured and they are missing (data kept by a run
+        without squashfuse has none)."""
+        if "squashfuse" not in self.systems:
             return
-        for d in os.listdir(self.data_root):
-            p = os.path.join(self.data_root, d)
-            shutil.rmtree(p) if os.path.isdir(p) else os.unlink(p)
-        self.generate()
-        with open(stamp_path, "w") as f:
-            f.write(self.stamp())
+        os.makedirs(f"{self.data_root}/img", exist_ok=True)
+        for name in ("main", "one", "big"):
+            if os.path.exists(self.image(name)):
+                continue
+            log(f"data: uncompressed squashfs image of {name}")
+            run(["mksquashfs", self.src_dir(name), self.image(name), "-noI", "-noD", "-noF",
+                 "-noX", "-no-xattrs", "-noappend", "-quiet", "-no-progress",
+                 "-processors", "2"], stdout=subprocess.DEVNULL)
 
     def generate(self):
         import numpy as np
@@ -418,13 +433,6 @@ class Bench:
                     os.makedirs(d)
                 with open(f"{d}/f{i:06d}", "wb") as f:
                     f.write(b"payload\n")
-        os.makedirs(f"{self.data_root}/img")
-        if "squashfuse" in self.systems:
-            for name in ("main", "one", "big"):
-                log(f"data: uncompressed squashfs image of {name}")
-                run(["mksquashfs", self.src_dir(name), self.image(name), "-noI", "-noD", "-noF",
-                     "-noX", "-no-xattrs", "-noappend", "-quiet", "-no-progress",
-                     "-processors", "2"], stdout=subprocess.DEVNULL)
 
     # ------------------------------------------------------------------ helpers
     def open(self, system, source="main", pin=None, daemonize=False):
