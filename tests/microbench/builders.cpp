@@ -8,44 +8,12 @@
 #include <string>
 #include <string_view>
 
+#include "unit/bytes.hpp"
+
 namespace payloadfs::microbench {
 namespace {
 
-// A growable byte buffer with little/big-endian writers.
-class Bytes {
- public:
-  Bytes& raw(std::string_view s) {
-    for (const char c : s) data_.push_back(static_cast<std::byte>(c));
-    return *this;
-  }
-  Bytes& u8(uint64_t v) { return le(v, 1); }
-  Bytes& le(uint64_t v, int width) {
-    for (int i = 0; i < width; ++i) data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
-    return *this;
-  }
-  Bytes& be(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i)
-      data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
-    return *this;
-  }
-  Bytes& zeros(size_t n) {
-    data_.insert(data_.end(), n, std::byte{0});
-    return *this;
-  }
-  Bytes& pad_to(size_t alignment) {
-    return zeros((alignment - data_.size() % alignment) % alignment);
-  }
-  [[nodiscard]] size_t size() const { return data_.size(); }
-  [[nodiscard]] std::string text() const {
-    std::string out(data_.size(), '\0');
-    if (!data_.empty()) std::memcpy(out.data(), data_.data(), data_.size());
-    return out;
-  }
-  FileBytes take() { return std::move(data_); }
-
- private:
-  FileBytes data_;
-};
+using testing::Bytes;
 
 std::string le_text(uint64_t v, int width) {
   return Bytes().le(v, width).text();

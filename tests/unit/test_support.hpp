@@ -22,42 +22,9 @@
 #include "core/registry.hpp"
 #include "core/slice_tree.hpp"
 #include "core/unique_fd.hpp"
+#include "unit/bytes.hpp"
 
 namespace payloadfs::testing {
-
-// A growable little/big-endian byte buffer for hand-built files.
-class Bytes {
- public:
-  Bytes& raw(std::string_view s) {
-    const auto* first = reinterpret_cast<const std::byte*>(s.data());
-    data_.insert(data_.end(), first, first + s.size());
-    return *this;
-  }
-  Bytes& u8(uint8_t v) { return le(v, 1); }
-  Bytes& le(uint64_t v, int width) {
-    for (int i = 0; i < width; ++i) data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
-    return *this;
-  }
-  Bytes& be(uint64_t v, int width) {
-    for (int i = width - 1; i >= 0; --i)
-      data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
-    return *this;
-  }
-  Bytes& zeros(size_t n) {
-    data_.insert(data_.end(), n, std::byte{0});
-    return *this;
-  }
-  Bytes& append(const std::vector<std::byte>& other) {
-    data_.insert(data_.end(), other.begin(), other.end());
-    return *this;
-  }
-  const std::vector<std::byte>& data() const { return data_; }
-  std::vector<std::byte>& data() { return data_; }
-  size_t size() const { return data_.size(); }
-
- private:
-  std::vector<std::byte> data_;
-};
 
 inline std::string fixtures_dir() {
   const char* dir = std::getenv("PAYLOADFS_FIXTURES");
