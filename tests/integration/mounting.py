@@ -37,19 +37,22 @@ def unmount(path):
 
 
 @contextlib.contextmanager
-def mounted(source, *options, foreground=False, preexec_fn=None):
+def mounted(source, *options, log_path=None, preexec_fn=None):
     """Mounts `source` on a fresh mount point and yields it; unmounts on the way out.
+    With `log_path`, payloadfs runs in the foreground (-f) with its stderr going to that file
+    (a file, not a pipe, which a chatty daemon could fill), and is waited for on the way out.
     `preexec_fn` runs in the child before payloadfs starts (e.g. to lower its rlimits)."""
     mnt = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-mnt-"))
     proc = None
     try:
         cmd = [BIN, str(source), str(mnt), *options]
-        if foreground:
-            proc = subprocess.Popen(cmd + ["-f"], stderr=subprocess.PIPE, text=True,
-                                    preexec_fn=preexec_fn)
+        if log_path is not None:
+            with open(log_path, "w") as log_file:
+                proc = subprocess.Popen(cmd + ["-f"], stderr=log_file, preexec_fn=preexec_fn)
             wait_until(lambda: is_mounted(mnt) or proc.poll() is not None, what="mount")
             if proc.poll() is not None:
-                raise RuntimeError(f"payloadfs exited {proc.returncode}: {proc.stderr.read()}")
+                raise RuntimeError(f"payloadfs exited {proc.returncode}: "
+                                   f"{pathlib.Path(log_path).read_text()}")
         else:
             # The daemon returns once the mount exists: no waiting needed, and none done.
             result = subprocess.run(cmd, capture_output=True, text=True, timeout=30,

@@ -1,43 +1,19 @@
 """Logging, .payloadfs/stats.json and errors.json, and --inspect over many files."""
-import contextlib
 import gzip
 import json
 import os
 import pathlib
 import shutil
-import subprocess
 import tempfile
 import unittest
 
-from mounting import BIN, FIXTURES, is_mounted, mounted, run, unmount, wait_until
+from mounting import BIN, FIXTURES, is_mounted, mounted, run, wait_until
 
 
 def bad_gzip(data):
     """A gzip member whose trailer's ISIZE is wrong: malformed, yet it has a deflate slice."""
     good = gzip.compress(data, mtime=0)
     return good[:-4] + (len(data) + 1).to_bytes(4, "little")
-
-
-@contextlib.contextmanager
-def foreground_mount(source, log_path, *options):
-    """Mounts with -f, its stderr going to `log_path` (a file: a pipe could fill up), and
-    yields the mount point. Unmounts and waits for the daemon to exit on the way out."""
-    mnt = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-mnt-"))
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen([BIN, str(source), str(mnt), "-f", *options], stderr=log_file)
-    try:
-        wait_until(lambda: is_mounted(mnt) or proc.poll() is not None, what="mount")
-        if proc.poll() is not None:
-            raise RuntimeError(f"payloadfs exited {proc.returncode}: {log_path.read_text()}")
-        yield mnt
-    finally:
-        unmount(mnt)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(mnt, ignore_errors=True)
 
 
 def read_many_times(payload_dir, times=5):
@@ -100,7 +76,7 @@ class ObservabilityTest(unittest.TestCase):
 
     def test_malformed_payload_is_logged_once_per_version(self):
         bad = "sub/bad.gz"
-        with foreground_mount(self.src, self.log_path, "-o", "log_level=debug") as mnt:
+        with mounted(self.src, "-o", "log_level=debug", log_path=self.log_path) as mnt:
             header = json.loads((mnt / bad / "header.json").read_text())
             self.assertIn("errors", header)
             self.assertEqual(os.listdir(mnt / bad / "raw"), ["deflate"])  # malformed, with slices
@@ -132,10 +108,10 @@ class ObservabilityTest(unittest.TestCase):
         self.assertIn("log_level debug", start[0])
 
     def test_log_level_filters(self):
-        with foreground_mount(self.src, self.log_path, "-o", "log_level=error") as mnt:
+        with mounted(self.src, "-o", "log_level=error", log_path=self.log_path) as mnt:
             read_many_times(mnt / "sub" / "bad.gz", times=2)
         self.assertEqual(self.log_path.read_text(), "")
-        with foreground_mount(self.src, self.log_path) as mnt:  # info: the start line, warnings
+        with mounted(self.src, log_path=self.log_path) as mnt:  # info: the start line, warnings
             read_many_times(mnt / "sub" / "bad.gz", times=2)
         text = self.log_path.read_text()
         self.assertIn("info: serving", text)
