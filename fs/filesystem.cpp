@@ -652,8 +652,8 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     }
     case NodeKind::control_file:
       file->is_text = true;
-      file->owned_text = control_file(r.key.sub);
-      file->text = file->owned_text;
+      file->owned_text = std::make_shared<const std::string>(control_file(r.key.sub));
+      file->text = *file->owned_text;
       fi->direct_io = 1;  // a snapshot whose size may differ from the last getattr
       break;
     default:
@@ -711,7 +711,12 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   const size_t count = static_cast<size_t>(std::min<uint64_t>(size, length - start));
   const char* data = nullptr;
   ByteRange prefetch{};  // the next range of a sequential reader, mapped after the reply
-  std::shared_ptr<const Payload> payload;  // `file` may be released once the reply is out
+  // The reply's buffer must outlive fuse_reply_buf, not only the kernel's copy: once the reply
+  // is written, the reader may close and release() free `file` on another worker before
+  // fuse_reply_buf returns (ASan's writev interceptor reads the iovec after the call). These
+  // references keep the text or mapping replied from alive until this function returns.
+  const std::shared_ptr<const Payload> payload = file.payload;
+  const std::shared_ptr<const std::string> owned_text = file.owned_text;
   if (file.is_text) {
     data = file.text.data() + start;
   } else {
@@ -732,7 +737,6 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
       const uint64_t end = start + count;
       if (file.next_read.exchange(end, std::memory_order_relaxed) == start && end < length) {
         prefetch = {file.range.offset + end, std::min<uint64_t>(count, length - end)};
-        payload = file.payload;
       }
     }
     data = reinterpret_cast<const char*>(bytes.data());
@@ -744,7 +748,7 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   } else {
     stats_.errors.fetch_add(1, std::memory_order_relaxed);
   }
-  if (payload) payload->populate(prefetch);
+  if (prefetch.length > 0) payload->populate(prefetch);
 }
 
 // slices.json of a payload with record tables: assembled from pieces rendered on demand (a

@@ -30,8 +30,10 @@ struct OpenFile {
   ByteRange range;  // byte nodes: the range of the source file served
   // Where the last read ended (offset within `range`): a read starting there is sequential.
   std::atomic<uint64_t> next_read{UINT64_MAX};
-  std::string_view text;   // generated files: a view into payload or owned_text
-  std::string owned_text;  // control files: a snapshot taken at open
+  std::string_view text;  // generated files: a view into payload or owned_text
+  // Control files: a snapshot taken at open, shared so that a read can keep it alive past its
+  // reply (see Filesystem::read).
+  std::shared_ptr<const std::string> owned_text;
   bool is_text = false;
 };
 
