@@ -34,8 +34,31 @@ uint64_t mix(uint64_t x) {  // splitmix64 finaliser: spreads FNV's weak high bit
 }  // namespace
 
 InodeTable::InodeTable(NodeKey root, Hash hash) : hash_(hash) {
-  by_path_.emplace(path_hash(root.path), FUSE_ROOT_ID);
-  by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1});
+  const auto root_entry = by_ino_.emplace(FUSE_ROOT_ID, Entry{std::move(root), 1}).first;
+  link_path(FUSE_ROOT_ID, root_entry->second);
+}
+
+void InodeTable::link_path(fuse_ino_t ino, Entry& entry) {
+  const auto [head, added] = by_path_.try_emplace(path_hash(entry.key.path), ino);
+  if (added) return;
+  entry.next_same_path = head->second;
+  by_ino_.at(head->second).prev_same_path = ino;
+  head->second = ino;
+}
+
+void InodeTable::unlink_path(const Entry& entry) {
+  if (entry.next_same_path != 0)
+    by_ino_.at(entry.next_same_path).prev_same_path = entry.prev_same_path;
+  if (entry.prev_same_path != 0) {
+    by_ino_.at(entry.prev_same_path).next_same_path = entry.next_same_path;
+    return;
+  }
+  // The head: its successor, if any, heads the list now.
+  const auto head = by_path_.find(path_hash(entry.key.path));
+  if (entry.next_same_path != 0)
+    head->second = entry.next_same_path;
+  else
+    by_path_.erase(head);
 }
 
 fuse_ino_t InodeTable::preferred(const NodeKey& key) {
@@ -76,8 +99,8 @@ fuse_ino_t InodeTable::acquire(const NodeKey& key) {
   fuse_ino_t ino = home;
   while (ino < kFirstHashed || by_ino_.contains(ino)) ino = mix(ino + 1);
   if (ino != home) displaced_.emplace(key, ino);
-  by_path_.emplace(path_hash(key.path), ino);
-  by_ino_.emplace(ino, Entry{key, 1});
+  const auto entry = by_ino_.emplace(ino, Entry{key, 1}).first;
+  link_path(ino, entry->second);
   return ino;
 }
 
@@ -90,13 +113,7 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t count) {
     it->second.lookups -= count;
     return;
   }
-  auto [first, last] = by_path_.equal_range(path_hash(it->second.key.path));
-  for (auto p = first; p != last; ++p) {
-    if (p->second == ino) {
-      by_path_.erase(p);
-      break;
-    }
-  }
+  unlink_path(it->second);
   if (!displaced_.empty()) {
     if (const auto d = displaced_.find(it->second.key); d != displaced_.end() && d->second == ino)
       displaced_.erase(d);
@@ -130,10 +147,12 @@ size_t InodeTable::size() const {
 std::vector<std::pair<fuse_ino_t, NodeKind>> InodeTable::nodes_of(const std::string& path) const {
   const std::lock_guard lock(mutex_);
   std::vector<std::pair<fuse_ino_t, NodeKind>> out;
-  auto [first, last] = by_path_.equal_range(path_hash(path));
-  for (auto it = first; it != last; ++it) {
-    const Entry& entry = by_ino_.at(it->second);
-    if (entry.key.path == path) out.emplace_back(it->second, entry.key.kind);
+  const auto head = by_path_.find(path_hash(path));
+  if (head == by_path_.end()) return out;
+  for (fuse_ino_t ino = head->second; ino != 0;) {
+    const Entry& entry = by_ino_.at(ino);
+    if (entry.key.path == path) out.emplace_back(ino, entry.key.kind);  // not just alike
+    ino = entry.next_same_path;
   }
   return out;
 }

@@ -6,9 +6,11 @@
 // two keys hashing alike, the later one probes to the next free number.
 //
 // Each key is stored once: a key is found at its hashed number, and only keys that had to
-// probe elsewhere are also indexed by key. Nodes are indexed by a hash of their source path
-// for change notifications. (The table grows with every node the kernel remembers: about
-// 200 bytes a node.)
+// probe elsewhere are also indexed by key. The nodes of one source path are chained in a
+// doubly linked list (by number) whose head is indexed by a hash of the path, for change
+// notifications: forgetting a node unlinks it in O(1), however many nodes share its path (a
+// reader can make any number of range/ names of one file). (The table grows with every node
+// the kernel remembers: about 200 bytes a node.)
 
 #include <fuse_lowlevel.h>
 
@@ -57,18 +59,24 @@ class InodeTable {
   struct Entry {
     NodeKey key;
     uint64_t lookups = 0;
+    // Neighbours in the list of nodes whose path hashes alike (0: none).
+    fuse_ino_t prev_same_path = 0;
+    fuse_ino_t next_same_path = 0;
   };
 
   [[nodiscard]] static uint64_t path_hash(std::string_view path);
   // The number `key` has, if the table holds it. Called with mutex_ held.
   [[nodiscard]] std::optional<fuse_ino_t> number_of(const NodeKey& key) const;
+  // Adds `ino` (already in by_ino_) to / removes it from its path's list. mutex_ held.
+  void link_path(fuse_ino_t ino, Entry& entry);
+  void unlink_path(const Entry& entry);
 
   const Hash hash_;
   // One lock for the maps; held only for map operations (never across I/O).
   mutable std::mutex mutex_;
   std::unordered_map<fuse_ino_t, Entry> by_ino_;
   std::unordered_map<NodeKey, fuse_ino_t, KeyHash> displaced_;  // keys not at hash_(key)
-  std::unordered_multimap<uint64_t, fuse_ino_t> by_path_;       // path_hash(key.path) -> ino
+  std::unordered_map<uint64_t, fuse_ino_t> by_path_;            // path_hash(key.path) -> list head
   std::unordered_map<fuse_ino_t, SourceIdentity> last_open_;    // only nodes ever opened
 };
 

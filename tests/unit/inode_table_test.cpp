@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace payloadfs {
 namespace {
@@ -86,6 +87,33 @@ TEST(InodeTable, NodesOfAPathAreItsEntriesOnly) {
   EXPECT_EQ(nodes, expected);
   ASSERT_EQ(table.nodes_of("").size(), 1U);
   EXPECT_EQ(table.nodes_of("")[0].first, FUSE_ROOT_ID);
+}
+
+// Many nodes of one path (range/ names of one file): forgetting them in any order unlinks
+// each from the path's list and leaves the others listed.
+TEST(InodeTable, ForgettingNodesOfOnePathKeepsTheRestListed) {
+  InodeTable table(root_key());
+  constexpr uint64_t kRanges = 2000;
+  std::vector<fuse_ino_t> ranges;
+  for (uint64_t i = 0; i < kRanges; ++i)
+    ranges.push_back(table.acquire(NodeKey{NodeKind::range_file, 1, 10, "f.bin", "", i, 1}));
+  const fuse_ino_t dir = table.acquire(payload_key("f.bin", 10));
+  (void)table.acquire(payload_key("g.bin", 11));
+  // Forget the first, the last, then every other one: head, tail and middle of the list.
+  table.forget(ranges.front(), 1);
+  table.forget(ranges.back(), 1);
+  for (size_t i = 1; i + 1 < ranges.size(); i += 2) table.forget(ranges[i], 1);
+  std::vector<fuse_ino_t> expected{dir};
+  for (size_t i = 2; i + 1 < ranges.size(); i += 2) expected.push_back(ranges[i]);
+  std::vector<fuse_ino_t> listed;
+  for (const auto& [ino, kind] : table.nodes_of("f.bin")) listed.push_back(ino);
+  std::sort(listed.begin(), listed.end());
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(listed, expected);
+  for (const fuse_ino_t ino : expected) table.forget(ino, 1);
+  EXPECT_TRUE(table.nodes_of("f.bin").empty());
+  ASSERT_EQ(table.nodes_of("g.bin").size(), 1U);
+  EXPECT_EQ(table.size(), 2U);  // the root and g.bin
 }
 
 TEST(InodeTable, KeepCacheOnlyForTheVersionLastOpened) {
