@@ -362,8 +362,15 @@ void Filesystem::attach(fuse_session* session) {
   }
 }
 
+void Filesystem::quiesce() {
+  notifying_.store(false);
+  // Stopped, not destroyed: workers still ask it what is watched.
+  if (watcher_ != nullptr) watcher_->stop();
+}
+
 void Filesystem::detach() {
-  watcher_.reset();  // joins the watcher thread: no notification after this
+  quiesce();
+  watcher_.reset();
   session_ = nullptr;
 }
 
@@ -371,20 +378,26 @@ void Filesystem::detach() {
 // entries while it waits for one of our replies could deadlock.
 void Filesystem::on_source_changes(const std::vector<SourceWatcher::Change>& changes,
                                    bool overflow) {
-  if (session_ == nullptr) return;
+  // Checked before every notification: shutdown may begin while a batch is being sent.
+  const auto go_on = [this] { return session_ != nullptr && notifying_.load(); };
   if (overflow) {  // events were lost: every cached attribute is suspect
-    for (const fuse_ino_t ino : inodes_.all())
+    for (const fuse_ino_t ino : inodes_.all()) {
+      if (!go_on()) return;
       fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    }
     return;
   }
   for (const auto& change : changes) {
     for (const auto& [ino, kind] : inodes_.nodes_of(change.dir)) {
       if (kind != NodeKind::source_dir) continue;
+      if (!go_on()) return;
       fuse_lowlevel_notify_inval_entry(session_, ino, change.name.c_str(), change.name.size());
       fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);  // its mtime and listing
     }
-    for (const auto& [ino, kind] : inodes_.nodes_of(SourceRoot::join(change.dir, change.name)))
+    for (const auto& [ino, kind] : inodes_.nodes_of(SourceRoot::join(change.dir, change.name))) {
+      if (!go_on()) return;
       fuse_lowlevel_notify_inval_inode(session_, ino, 0, 0);
+    }
   }
 }
 

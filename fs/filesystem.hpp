@@ -54,7 +54,14 @@ class Filesystem {
 
   // Starts watching SRC for changes (once the session exists, so the kernel's caches can be
   // told), and stops before the session goes away.
+  //
+  // quiesce() ends the watcher's notifications while the workers still answer requests: a
+  // notification may wait in the kernel for a directory lock that a LOOKUP holds, and only a
+  // worker's reply releases it (see fs/stop_signals.hpp). The stop signals call it before the
+  // loop ends; an unmount ends the loop with the connection gone, so a notification fails at
+  // once. detach(), after the loop, frees what attach() made.
   void attach(fuse_session* session);
+  void quiesce();
   void detach();
 
  private:
@@ -104,6 +111,7 @@ class Filesystem {
   HandleTable<OpenFile> files_;
   HandleTable<OpenDir> dirs_;
   fuse_session* session_ = nullptr;
+  std::atomic<bool> notifying_{true};  // false from quiesce(): no new notification
   std::atomic<bool> settle_pending_{true};
   std::unique_ptr<SourceWatcher> watcher_;  // null when SRC is not watched
   const std::chrono::steady_clock::time_point started_;

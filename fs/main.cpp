@@ -32,6 +32,7 @@
 #include "fs/log.hpp"
 #include "fs/ops.hpp"
 #include "fs/spin_loop.hpp"
+#include "fs/stop_signals.hpp"
 #include "payloadfs/version.hpp"
 
 namespace {
@@ -367,9 +368,12 @@ int run(int argc, char** argv) {
   std::unique_ptr<fuse_session, SessionDeleter> session(
       fuse_session_new(args.get(), &ops, sizeof ops, &filesystem));
   if (!session) return 1;  // libfuse said why (unknown option, ...)
-  if (fuse_set_signal_handlers(session.get()) != 0) return 1;
+  auto stop_signals = payloadfs::StopSignals::install(session.get());
+  if (!stop_signals) {
+    std::fprintf(stderr, "payloadfs: cannot set up signal handling: %s\n", std::strerror(errno));
+    return 1;
+  }
   if (fuse_session_mount(session.get(), mountpoint.get()) != 0) {
-    fuse_remove_signal_handlers(session.get());
     std::fprintf(stderr, "payloadfs: cannot mount on '%s'\n", mountpoint.get());
     return 1;
   }
@@ -388,6 +392,7 @@ int run(int argc, char** argv) {
       config.spin_us > 0 ? (", spinning " + std::to_string(config.spin_us) + " us").c_str() : "",
       std::string(payloadfs::log_level_name(level)).c_str());
   filesystem.attach(session.get());  // after daemonizing: its thread must live in the daemon
+  stop_signals->start([&filesystem] { filesystem.quiesce(); });
 
   int status = 0;
   if (config.spin_us > 0) {
@@ -405,9 +410,9 @@ int run(int argc, char** argv) {
       fuse_loop_cfg_set_idle_threads(loop.get(), cmdline.max_idle_threads);
     status = fuse_session_loop_mt(session.get(), loop.get());
   }
+  stop_signals.reset();  // its thread may be quiescing: done before detach()
   filesystem.detach();
   fuse_session_unmount(session.get());
-  fuse_remove_signal_handlers(session.get());
   // The loop reports the signal that ended it (SIGTERM, SIGINT, SIGHUP): a clean exit.
   return status >= 0 ? 0 : 1;
 }

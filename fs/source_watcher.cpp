@@ -36,10 +36,14 @@ SourceWatcher::SourceWatcher(UniqueFd inotify, UniqueFd wake, std::string root, 
       listener_(std::move(listener)),
       thread_([this] { run(); }) {}
 
-SourceWatcher::~SourceWatcher() {
+void SourceWatcher::stop() {
   const uint64_t one = 1;
   (void)!::write(wake_.get(), &one, sizeof one);
   if (thread_.joinable()) thread_.join();
+}
+
+SourceWatcher::~SourceWatcher() {
+  stop();
 }
 
 bool SourceWatcher::watch(const std::string& rel) {

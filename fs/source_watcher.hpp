@@ -30,6 +30,9 @@ class SourceWatcher {
 
   // Nullptr when inotify is unavailable.
   static std::unique_ptr<SourceWatcher> start(std::string root_path, Listener listener);
+  // Ends the thread (the listener is not called after this returns); watch() and watching()
+  // still answer. Not concurrently with itself or the destructor.
+  void stop();
   ~SourceWatcher();
   SourceWatcher(const SourceWatcher&) = delete;
   SourceWatcher& operator=(const SourceWatcher&) = delete;
