@@ -1,10 +1,32 @@
 #include "core/slice_tree.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace payloadfs {
 namespace {
 constexpr size_t kSuffixRoom = 12;  // "~" and up to 11 digits
+
+// What glibc malloc takes for a request of `n` bytes: a 16-byte multiple with 8 bytes of
+// header, at least 32; past the mmap threshold (128 KiB by default), whole pages.
+size_t chunk_bytes(size_t n) {
+  if (n == 0) return 0;
+  if (n >= (128 << 10)) return (n + 16 + 4095) & ~size_t{4095};
+  return std::max<size_t>(32, (n + 8 + 15) & ~size_t{15});
+}
+
+size_t string_heap(const std::string& s) {
+  return s.capacity() > 15 ? chunk_bytes(s.capacity() + 1) : 0;
+}
+
+// An unordered_map<std::string, uint32_t>: its bucket array and one node per element (next
+// pointer, key, value and cached hash).
+size_t map_heap(const std::unordered_map<std::string, uint32_t>& map) {
+  constexpr size_t kNode = sizeof(void*) + sizeof(std::pair<const std::string, uint32_t>) + 8;
+  size_t n = chunk_bytes(map.bucket_count() * sizeof(void*));
+  for (const auto& [key, value] : map) n += chunk_bytes(kNode) + string_heap(key);
+  return n;
+}
 
 size_t digits(uint64_t value) {
   size_t n = 1;
@@ -46,73 +68,104 @@ std::string SliceTree::record_name(uint64_t index, uint64_t count) {
 }
 
 SliceTree::SliceTree(std::span<const Slice> slices, std::span<const RecordTable> tables) {
-  nodes_.push_back(Node{"", "", true, 0, std::nullopt, {}});
+  nodes_.push_back(Node{"", std::string_view(), true, 0, std::nullopt, {}});
   slice_paths_.reserve(slices.size());
-  // Walks a '/'-separated name down from the root, creating directories; returns the parent
-  // directory of the last component and that component, made safe.
-  const auto descend = [this](std::string_view name) {
-    uint32_t dir = kRoot;
-    while (true) {
-      const size_t slash = name.find('/');
-      std::string component = safe_component(name.substr(0, slash));
-      if (slash == std::string_view::npos) return std::make_pair(dir, std::move(component));
-      dir = place(dir, component, true, 0);
-      name.remove_prefix(slash + 1);
-    }
-  };
-  for (size_t i = 0; i < slices.size(); ++i) {
-    const auto [dir, leaf] = descend(slices[i].name);
-    slice_paths_.push_back(nodes_[place(dir, leaf, false, i)].path);
-  }
+  table_paths_.reserve(tables.size());
+  for (size_t i = 0; i < slices.size(); ++i)
+    (void)descend(slices[i].name, false, i, slice_paths_.emplace_back());
   for (size_t t = 0; t < tables.size(); ++t) {
-    const auto [dir, leaf] = descend(tables[t].dir);
-    const uint32_t id = place(dir, leaf, true, 0, /*fresh=*/true);
+    const uint32_t id = descend(tables[t].dir, true, 0, table_paths_.emplace_back());
     nodes_[id].table = t;
-    table_paths_.push_back(nodes_[id].path);
     table_counts_.push_back(tables[t].records.size());
+  }
+  // Built once and never grown again: give back what doubling left spare.
+  nodes_.shrink_to_fit();
+  for (Node& n : nodes_) n.children.shrink_to_fit();
+}
+
+size_t SliceTree::memory_estimate() const noexcept {
+  size_t n = chunk_bytes(nodes_.capacity() * sizeof(Node)) +
+             chunk_bytes(slice_paths_.capacity() * sizeof(std::string)) +
+             chunk_bytes(table_paths_.capacity() * sizeof(std::string)) +
+             chunk_bytes(table_counts_.capacity() * sizeof(uint64_t)) + map_heap(children_) +
+             map_heap(next_suffix_) + map_heap(dir_for_);
+  for (const Node& node : nodes_)
+    n += string_heap(node.name) + chunk_bytes(node.children.capacity() * sizeof(uint32_t));
+  for (const auto& path : slice_paths_) n += string_heap(path);
+  for (const auto& path : table_paths_) n += string_heap(path);
+  return n;
+}
+
+std::string SliceTree::child_key(uint32_t dir, std::string_view name) {
+  std::string key(sizeof dir, '\0');
+  std::memcpy(key.data(), &dir, sizeof dir);
+  key.append(name);
+  return key;
+}
+
+uint32_t SliceTree::descend(std::string_view name, bool is_dir, size_t slice, std::string& path) {
+  std::string building;
+  std::vector<std::pair<uint32_t, size_t>> made;  // new nodes, and their path's length
+  uint32_t dir = kRoot;
+  while (true) {
+    const size_t slash = name.find('/');
+    const std::string component = safe_component(name.substr(0, slash));
+    if (slash == std::string_view::npos) {
+      // A table's directory is its own, even where a directory of that name exists.
+      const uint32_t id = place(dir, component, is_dir, slice, /*fresh=*/is_dir, building, made);
+      // Stored once, exactly; the path of every node made on the way is a prefix of it.
+      path = building;
+      for (const auto& [node, length] : made)
+        nodes_[node].path = std::string_view(path).substr(0, length);
+      return id;
+    }
+    dir = place(dir, component, true, 0, false, building, made);
+    name.remove_prefix(slash + 1);
   }
 }
 
 uint32_t SliceTree::place(uint32_t dir, const std::string& name, bool want_dir, size_t slice,
-                          bool fresh) {
-  const std::string prefix = dir == kRoot ? "" : nodes_[dir].path + "/";
-  const std::string wanted = prefix + name;
+                          bool fresh, std::string& path,
+                          std::vector<std::pair<uint32_t, size_t>>& made) {
+  const auto take = [&path](std::string_view component) {
+    if (!path.empty()) path.push_back('/');
+    path.append(component);
+  };
+  const std::string wanted = child_key(dir, name);
   if (want_dir && !fresh) {  // a directory component resolves the same way every time
-    if (const auto known = dir_for_.find(wanted); known != dir_for_.end()) return known->second;
+    if (const auto known = dir_for_.find(wanted); known != dir_for_.end()) {
+      take(nodes_[known->second].name);
+      return known->second;
+    }
   }
   std::string candidate = name;
-  if (by_path_.contains(wanted)) {
+  if (children_.contains(wanted)) {
     // Taken: try name~k, continuing where the last collision on this name stopped.
     uint32_t& k = next_suffix_[wanted];
     do {
       candidate = name + "~" + std::to_string(++k);
-    } while (by_path_.contains(prefix + candidate));
+    } while (children_.contains(child_key(dir, candidate)));
   }
-  const uint32_t id = add_node(dir, candidate, want_dir, slice);
+  take(candidate);
+  const auto id = static_cast<uint32_t>(nodes_.size());
+  children_.emplace(child_key(dir, candidate), id);
+  nodes_[dir].children.push_back(id);
+  nodes_.push_back(
+      Node{std::move(candidate), std::string_view(), want_dir, slice, std::nullopt, {}});
+  made.emplace_back(id, path.size());
   if (want_dir && !fresh) dir_for_.emplace(wanted, id);
   return id;
 }
 
-uint32_t SliceTree::add_node(uint32_t parent, std::string name, bool is_dir, size_t slice) {
-  const auto id = static_cast<uint32_t>(nodes_.size());
-  std::string path = parent == kRoot ? name : nodes_[parent].path + "/" + name;
-  by_path_.emplace(path, id);
-  nodes_[parent].children.push_back(id);
-  nodes_.push_back(Node{std::move(name), std::move(path), is_dir, slice, std::nullopt, {}});
-  return id;
+std::optional<uint32_t> SliceTree::child_node(uint32_t dir, std::string_view name) const {
+  const auto it = children_.find(child_key(dir, name));
+  if (it == children_.end()) return std::nullopt;
+  return it->second;
 }
 
 uint64_t SliceTree::record_count(uint32_t node) const {
   const auto& n = nodes_.at(node);
   return n.table ? table_counts_.at(*n.table) : 0;
-}
-
-std::optional<uint32_t> SliceTree::child_node(uint32_t dir, std::string_view name) const {
-  const std::string path =
-      dir == kRoot ? std::string(name) : nodes_[dir].path + "/" + std::string(name);
-  const auto it = by_path_.find(path);
-  if (it == by_path_.end()) return std::nullopt;
-  return it->second;
 }
 
 std::optional<SliceTree::Entry> SliceTree::child(const Entry& dir, std::string_view name) const {
@@ -138,22 +191,27 @@ std::optional<SliceTree::Entry> SliceTree::child(const Entry& dir, std::string_v
 std::optional<SliceTree::Entry> SliceTree::find(std::string_view path) const {
   Entry entry{Entry::Kind::directory, kRoot, 0};
   if (path.empty()) return entry;
-  if (const auto it = by_path_.find(std::string(path)); it != by_path_.end()) {
-    return Entry{nodes_[it->second].is_dir ? Entry::Kind::directory : Entry::Kind::slice,
-                 it->second, 0};
+  // One component at a time; the last one under a table's directory may be a record.
+  while (true) {
+    const size_t slash = path.find('/');
+    const std::string_view name = path.substr(0, slash);
+    if (nodes_[entry.node].table) {
+      if (slash != std::string_view::npos) return std::nullopt;
+      return child(entry, name);
+    }
+    const auto id = child_node(entry.node, name);
+    if (!id) return std::nullopt;
+    entry = Entry{nodes_[*id].is_dir ? Entry::Kind::directory : Entry::Kind::slice, *id, 0};
+    if (slash == std::string_view::npos) return entry;
+    if (!entry.is_dir()) return std::nullopt;
+    path.remove_prefix(slash + 1);
   }
-  // Not a stored node: maybe a record, "<table dir>/<number>".
-  const size_t slash = path.rfind('/');
-  if (slash == std::string_view::npos) return std::nullopt;
-  const auto dir = by_path_.find(std::string(path.substr(0, slash)));
-  if (dir == by_path_.end()) return std::nullopt;
-  return child(Entry{Entry::Kind::directory, dir->second, 0}, path.substr(slash + 1));
 }
 
 std::string SliceTree::path_of(const Entry& entry) const {
   const Node& n = nodes_.at(entry.node);
-  if (entry.kind != Entry::Kind::record) return n.path;
-  return n.path + "/" + record_name(entry.record, table_counts_.at(*n.table));
+  if (entry.kind != Entry::Kind::record) return std::string(n.path);
+  return std::string(n.path) + "/" + record_name(entry.record, table_counts_.at(*n.table));
 }
 
 }  // namespace payloadfs

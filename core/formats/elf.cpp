@@ -4,6 +4,7 @@
 // their real values from section header 0). Names of constants follow <elf.h>; section flag
 // letters follow binutils readelf -S.
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -23,8 +24,22 @@ constexpr std::array<unsigned char, 4> kMagic = {0x7f, 'E', 'L', 'F'};
 // Hard caps against hostile counts. Ordinary numbering reaches at most 0xfeff sections and
 // 0xfffe program headers; libmagic (elf_shnum/elf_phnum) stops at 32768 and 2048 by default.
 constexpr uint64_t kMaxSections = 65536;
-constexpr uint64_t kMaxSegments = 65536;
 constexpr uint64_t kMaxNameBytes = 4096;
+// What a payload holds and renders is bounded too, whatever the file declares: header.json
+// lists at most kMaxListedSections sections and about kMaxListedSectionBytes of their text
+// (each costs about kListedSectionBytes plus its name, pretty-printed), and kMaxListedSegments
+// program headers; at most kMaxSectionSlices sections, whose names total at most
+// kMaxSliceNameBytes (with the directories they make: see tree_cost), become slices (each
+// slice costs about 800 bytes held: its attributes, its raw/ node and its line of slices.json).
+// Past a limit the rest are counted, with an error.
+constexpr uint64_t kMaxListedSections = 2048;
+constexpr uint64_t kMaxListedSectionBytes = 1 << 20;
+constexpr uint64_t kListedSectionBytes = 320;
+constexpr uint64_t kMaxListedSegments = 2048;
+constexpr uint64_t kMaxSectionSlices = 16384;
+constexpr uint64_t kMaxSliceNameBytes = 4 << 20;
+// Errors about single sections (bad names, bytes past the end): the first ones, then a count.
+constexpr uint64_t kMaxSectionErrors = 64;
 
 constexpr uint16_t kShnLoreserve = 0xff00;
 constexpr uint16_t kShnXindex = 0xffff;
@@ -322,6 +337,15 @@ class ElfReader {
   bool is64_;
 };
 
+// What a slice name costs as the payload holds it: its bytes, and each directory its '/' make
+// under raw/ (a node of about kDirectoryBytes). A 4096-byte "x/x/x/..." name makes 2048
+// directories: it costs about 512 KiB, not 4 KiB.
+constexpr uint64_t kDirectoryBytes = 256;
+uint64_t tree_cost(std::string_view name) {
+  return name.size() +
+         kDirectoryBytes * static_cast<uint64_t>(std::count(name.begin(), name.end(), '/'));
+}
+
 // How many whole table entries of `entsize` bytes at `offset` the file holds, up to `count`.
 uint64_t entries_in_file(uint64_t offset, uint64_t entsize, uint64_t count, uint64_t file_size) {
   if (offset >= file_size || entsize == 0) return 0;
@@ -460,8 +484,8 @@ class Elf final : public Format {
     h["shnum"] = shnum;
     h["shstrndx"] = shstrndx;
 
-    h["segments"] =
-        read_segments(source, reader.endian(), is64, phoff, phentsize, phnum, machine, layout);
+    h["segments"] = Json::array();
+    read_segments(source, reader.endian(), is64, phoff, phentsize, phnum, machine, layout);
     h["sections"] = Json::array();
     read_sections(source, reader.endian(), is64, shoff, shentsize, shnum, shstrndx, machine, osabi,
                   layout);
@@ -469,44 +493,44 @@ class Elf final : public Format {
   }
 
  private:
-  static Json read_segments(const ByteSource& source, Endian endian, bool is64, uint64_t phoff,
+  static void read_segments(const ByteSource& source, Endian endian, bool is64, uint64_t phoff,
                             uint64_t phentsize, uint64_t phnum, uint16_t machine, Layout& layout) {
-    Json out = Json::array();
-    if (phnum == 0) return out;
-    uint64_t count = phnum;
-    if (count > kMaxSegments) {
-      layout.add_error(std::to_string(phnum) + " program headers exceed the limit of " +
-                       std::to_string(kMaxSegments) + "; only the first are shown");
-      count = kMaxSegments;
-    }
-    const uint64_t present = entries_in_file(phoff, phentsize, count, source.size());
-    if (present < count) {
+    if (phnum == 0) return;
+    const uint64_t present = entries_in_file(phoff, phentsize, phnum, source.size());
+    if (present < phnum) {
       layout.add_error("program header table (" + std::to_string(phnum) + " entries of " +
                        std::to_string(phentsize) + " bytes at " + std::to_string(phoff) +
                        ") runs past the end of the file; " + std::to_string(present) +
-                       " entries read");
+                       " entries in the file");
+    }
+    // Program headers are listed, not sliced: the ones past the listing limit are not read.
+    const uint64_t listed = std::min(present, kMaxListedSegments);
+    if (listed < present) {
+      layout.add_error(std::to_string(present) + " program headers: header.json lists the first " +
+                       std::to_string(kMaxListedSegments) + " (segments_truncated)");
+      layout.header["segments_truncated"] = true;
     }
     BinaryReader r(source, endian);
     ElfReader elf(r, is64);
-    for (uint64_t i = 0; i < present; ++i) {
+    for (uint64_t i = 0; i < listed; ++i) {
       r.seek(phoff + i * phentsize);  // cannot overflow: inside the file (entries_in_file)
       const ProgramHeader p = elf.segment();
       if (!r.ok()) {
         layout.add_error("cannot read program header " + std::to_string(i) + ": " + *r.error());
         break;
       }
-      out.push_back(Json{{"type", name_or_number(segment_type_name(p.type, machine), p.type)},
-                         {"type_number", p.type},
-                         {"flags", segment_flag_letters(p.flags)},
-                         {"flags_number", p.flags},
-                         {"offset", p.offset},
-                         {"vaddr", p.vaddr},
-                         {"paddr", p.paddr},
-                         {"filesz", p.filesz},
-                         {"memsz", p.memsz},
-                         {"align", p.align}});
+      layout.header["segments"].push_back(
+          Json{{"type", name_or_number(segment_type_name(p.type, machine), p.type)},
+               {"type_number", p.type},
+               {"flags", segment_flag_letters(p.flags)},
+               {"flags_number", p.flags},
+               {"offset", p.offset},
+               {"vaddr", p.vaddr},
+               {"paddr", p.paddr},
+               {"filesz", p.filesz},
+               {"memsz", p.memsz},
+               {"align", p.align}});
     }
-    return out;
   }
 
   // The NUL-terminated name at `offset` in the string table [table, table + table_size).
@@ -585,10 +609,30 @@ class Elf final : public Format {
       }
     }
 
+    // header.json lists the first sections, within a count and a text budget; the first
+    // sections that occupy the file become slices, within a count and a name budget. Errors
+    // about single sections are reported for the first kMaxSectionErrors of them.
     BinaryReader names(source, endian);
     Json& out = layout.header["sections"];
+    out.get_ref<Json::array_t&>().reserve(
+        static_cast<size_t>(std::min<uint64_t>(sections.size(), kMaxListedSections)));
+    uint64_t listed = 0, listed_bytes = 0, sliced = 0, slice_name_bytes = 0, unsliced = 0;
+    bool listing = true;
+    uint64_t section_errors = 0;
+    const auto section_error = [&](std::string message) {
+      if (++section_errors <= kMaxSectionErrors) layout.add_error(std::move(message));
+    };
     for (size_t i = 0; i < sections.size(); ++i) {
       const SectionHeader& s = sections[i];
+      // Section 0 and other SHT_NULL sections are inactive; SHT_NOBITS occupy no file bytes.
+      // Every other section is a slice, empty ones included (.data and .note.GNU-stack of a
+      // g++ -c object have no bytes, and are sections all the same).
+      const bool sliceable = i != 0 && s.type != kShtNull && s.type != kShtNobits;
+      const bool slicing = sliced < kMaxSectionSlices && slice_name_bytes <= kMaxSliceNameBytes;
+      if (!listing && !(sliceable && slicing)) {
+        if (sliceable) ++unsliced;
+        continue;
+      }
       Json name = nullptr;
       std::string slice_name;
       if (have_names) {
@@ -598,45 +642,81 @@ class Elf final : public Format {
           slice_name = utf8_or_escaped(*text);
           name = slice_name;
           if (!terminated)
-            layout.add_error("name of section " + std::to_string(i) +
-                             " is not NUL-terminated within " + std::to_string(kMaxNameBytes) +
-                             " bytes of the name table");
+            section_error("name of section " + std::to_string(i) +
+                          " is not NUL-terminated within " + std::to_string(kMaxNameBytes) +
+                          " bytes of the name table");
         } else {
-          layout.add_error("name offset " + std::to_string(s.name) + " of section " +
-                           std::to_string(i) + " lies outside the section name table");
+          section_error("name offset " + std::to_string(s.name) + " of section " +
+                        std::to_string(i) + " lies outside the section name table");
         }
       }
       const Json type = name_or_number(section_type_name(s.type, machine), s.type);
       const std::string letters = section_flag_letters(s.flags, machine, osabi);
-      out.push_back(Json{{"index", i},
-                         {"name", name},
-                         {"type", type},
-                         {"type_number", s.type},
-                         {"flags", letters},
-                         {"flags_number", s.flags},
-                         {"addr", s.addr},
-                         {"offset", s.offset},
-                         {"size", s.size},
-                         {"link", s.link},
-                         {"info", s.info},
-                         {"align", s.align},
-                         {"entsize", s.entsize}});
-      // Section 0 and other SHT_NULL sections are inactive; SHT_NOBITS occupy no file bytes.
-      if (i == 0 || s.type == kShtNull || s.type == kShtNobits || s.size == 0) continue;
+      if (listing) {
+        listed_bytes += kListedSectionBytes + slice_name.size();
+        if (listed == kMaxListedSections || listed_bytes > kMaxListedSectionBytes) {
+          listing = false;
+        } else {
+          ++listed;
+          out.push_back(Json{{"index", i},
+                             {"name", name},
+                             {"type", type},
+                             {"type_number", s.type},
+                             {"flags", letters},
+                             {"flags_number", s.flags},
+                             {"addr", s.addr},
+                             {"offset", s.offset},
+                             {"size", s.size},
+                             {"link", s.link},
+                             {"info", s.info},
+                             {"align", s.align},
+                             {"entsize", s.entsize}});
+        }
+      }
+      if (!sliceable) continue;
       if (!range_within(s.offset, s.size, source.size())) {
-        layout.add_error("section " + std::to_string(i) + " (" +
-                         (name.is_string() ? slice_name : "?") + ") [" + std::to_string(s.offset) +
-                         "+" + std::to_string(s.size) + "] runs past the end of the file");
+        section_error("section " + std::to_string(i) + " (" +
+                      (name.is_string() ? slice_name : "?") + ") [" + std::to_string(s.offset) +
+                      "+" + std::to_string(s.size) + "] runs past the end of the file");
         continue;
       }
       if (slice_name.empty()) slice_name = "section_" + std::to_string(i);
-      layout.slices.push_back(Slice{slice_name,
-                                    {s.offset, s.size},
-                                    Json{{"index", i},
-                                         {"type", type},
-                                         {"flags", letters},
-                                         {"addr", s.addr},
-                                         {"align", s.align}}});
+      slice_name_bytes += tree_cost(slice_name);
+      if (!slicing || slice_name_bytes > kMaxSliceNameBytes) {
+        ++unsliced;
+        continue;
+      }
+      ++sliced;
+      // Thousands of these are held for the payload's life: exactly five members, no spare
+      // capacity (an object grown one key at a time keeps room for eight).
+      Json attributes = Json::object();
+      auto& members = attributes.get_ref<Json::object_t&>();
+      members.reserve(5);
+      members.emplace("index", Json(i));
+      members.emplace("type", Json(type));
+      members.emplace("flags", Json(letters));
+      members.emplace("addr", Json(s.addr));
+      members.emplace("align", Json(s.align));
+      layout.slices.push_back(
+          Slice{std::move(slice_name), {s.offset, s.size}, std::move(attributes)});
+    }
+    if (section_errors > kMaxSectionErrors) {
+      layout.add_error(std::to_string(section_errors - kMaxSectionErrors) +
+                       " more errors about single sections are not listed");
+    }
+    if (listed < sections.size()) {
+      layout.header["sections_truncated"] = true;
+      layout.add_error(std::to_string(sections.size()) + " sections: header.json lists the first " +
+                       std::to_string(listed) + " (limits: " + std::to_string(kMaxListedSections) +
+                       " sections, " + std::to_string(kMaxListedSectionBytes) +
+                       " bytes of text; sections_truncated)");
+    }
+    if (unsliced != 0) {
+      layout.add_error(std::to_string(sliced + unsliced) + " sections occupy the file: the first " +
+                       std::to_string(sliced) +
+                       " are slices (limits: " + std::to_string(kMaxSectionSlices) + " slices, " +
+                       std::to_string(kMaxSliceNameBytes) + " bytes of names); " +
+                       std::to_string(unsliced) + " are not");
     }
   }
 };

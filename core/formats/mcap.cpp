@@ -506,18 +506,27 @@ class Mcap final : public Format {
     // One record table per topic, topics in the order of their first message. Channel ids are
     // u16, so there are at most 65536 tables. Channels sharing a topic share its table, their
     // records merged back into file order.
+    // A topic's directory is the topic without its leading '/' (every ROS topic has one, and it
+    // would make an "(empty)" directory): /imu/data is message/imu/data/. When another topic is
+    // that name already (both "imu" and "/imu"), the '/' stays, so names stay unique.
+    std::unordered_set<std::string> topics;
+    const auto topic_name = [&s](const ChannelMessages& c) {
+      const auto known = s.topic_of.find(c.channel);
+      return known != s.topic_of.end() ? known->second : "#" + std::to_string(c.channel);
+    };
+    for (const auto& c : s.channels)
+      if (!c.records.empty()) topics.insert(topic_name(c));
     std::unordered_map<std::string, size_t> topic_table;
     uint64_t unknown_channel = 0;
     for (auto& c : s.channels) {
       if (c.records.empty()) continue;
-      const auto known = s.topic_of.find(c.channel);
-      if (known == s.topic_of.end()) unknown_channel += c.records.size();
-      const std::string topic =
-          known != s.topic_of.end() ? known->second : "#" + std::to_string(c.channel);
+      if (!s.topic_of.contains(c.channel)) unknown_channel += c.records.size();
+      const std::string topic = topic_name(c);
       const auto [t, added] = topic_table.try_emplace(topic, layout.tables.size());
       if (added) {
+        const bool strip = topic.starts_with('/') && !topics.contains(topic.substr(1));
         RecordTable table;
-        table.dir = "message/" + topic;
+        table.dir = "message/" + (strip ? topic.substr(1) : topic);
         table.records = std::move(c.records);
         table.attributes = message_attributes;
         layout.tables.push_back(std::move(table));

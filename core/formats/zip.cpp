@@ -155,7 +155,8 @@ std::string cp437_to_utf8(const std::string& raw) {
 }
 
 struct EndRecord {
-  uint64_t offset = 0;  // where the (plain) end record starts
+  uint64_t offset = 0;  // where the (plain) end record starts, or would: the end of the file
+  bool classic = true;  // false when the archive has only a zip64 end record
   uint64_t disk = 0, cd_disk = 0, entries_on_disk = 0, entries = 0, cd_size = 0, cd_offset = 0;
   std::string comment;
   bool zip64 = false;
@@ -175,14 +176,23 @@ class Zip final : public Format {
   std::string_view name() const noexcept override { return "zip"; }
   std::string_view description() const noexcept override { return "ZIP archive (including ZIP64)"; }
   std::string_view signature() const noexcept override {
-    return "'PK\\x03\\x04' at 0, or 'PK\\x05\\x06' at 0 for an empty archive";
+    return "'PK\\x03\\x04' at 0, or 'PK\\x05\\x06' at 0 for an empty archive, or a zip64 end "
+           "record 'PK\\x06\\x06' at 0 followed by its locator 'PK\\x06\\x07'";
   }
 
   bool detect(std::span<const std::byte> head, uint64_t size) const override {
     if (head.size() < 4) return false;
     const auto* p = reinterpret_cast<const unsigned char*>(head.data());
     const uint32_t sig = le32(p);
-    return sig == kLocalSig || (sig == kEocdSig && size >= kEocdBytes);
+    if (sig == kLocalSig || (sig == kEocdSig && size >= kEocdBytes)) return true;
+    // An empty (or lying) archive whose only end record is a zip64 one: the record at 0 and,
+    // right after it (APPNOTE 4.3.6), its locator.
+    if (sig != kZip64EocdSig || head.size() < kZip64EocdBytes) return false;
+    const uint64_t record_size = le64(p + 4);  // what follows its first 12 bytes
+    if (record_size < kZip64EocdBytes - 12) return false;
+    const uint64_t locator = 12 + record_size;  // no overflow: checked against the head first
+    return record_size <= head.size() && range_within(locator, kLocatorBytes, head.size()) &&
+           le32(p + locator) == kZip64LocatorSig;
   }
 
   Layout parse(const ByteSource& source) const override {
@@ -200,7 +210,11 @@ class Zip final : public Format {
     h["disk_number"] = end->disk;
     h["central_directory_disk"] = end->cd_disk;
     h["entries_on_disk"] = end->entries_on_disk;
-    h["end_of_central_directory_offset"] = end->offset;
+    if (end->classic) {
+      h["end_of_central_directory_offset"] = end->offset;
+    } else {
+      h["end_of_central_directory_offset"] = nullptr;
+    }
     if (end->zip64) h["zip64_end_of_central_directory_offset"] = end->zip64_offset;
 
     // Offsets in the archive are relative to its first byte. With data prepended (a
@@ -232,7 +246,14 @@ class Zip final : public Format {
                        "); multi-disk archives are not supported");
       return layout;
     }
-    if (end->entries > kMaxEntries) {
+    // Every entry takes at least kCentralBytes of the directory: a count the directory cannot
+    // hold is a lie (2^32 entries in a few bytes), reported once, and not searched for.
+    const uint64_t room = end->cd_size / kCentralBytes;
+    if (end->entries > room) {
+      layout.add_error("end record declares " + std::to_string(end->entries) +
+                       " entries, but a central directory of " + std::to_string(end->cd_size) +
+                       " bytes holds at most " + std::to_string(room));
+    } else if (end->entries > kMaxEntries) {
       layout.add_error("archive declares " + std::to_string(end->entries) +
                        " entries; only the first " + std::to_string(kMaxEntries) + " are read");
     }
@@ -297,11 +318,7 @@ class Zip final : public Format {
       }
       if (comment_end < tail.size() && !loose) loose = i;
     }
-    if (!exact && !loose) {
-      layout.add_error("no end of central directory record (PK\\x05\\x06) in the last " +
-                       std::to_string(tail_len) + " bytes");
-      return std::nullopt;
-    }
+    if (!exact && !loose) return find_zip64_only_end(source, tail_len, layout);
     const size_t at = exact ? *exact : *loose;
     const unsigned char* p = &tail[at];
     EndRecord r;
@@ -320,9 +337,52 @@ class Zip final : public Format {
     }
     // The signature is the first local header (or the end record of an empty archive) at 0; a
     // self-extractor has its stub there, so we point at the end record instead.
-    const bool at_zero = signature_at(source, 0, kLocalSig) || signature_at(source, 0, kEocdSig);
+    const bool at_zero = signature_at_zero(source);
     layout.magic = ByteRange{at_zero ? 0 : r.offset, 4};
     read_zip64_end(source, r, layout);
+    return r;
+  }
+
+  static bool signature_at_zero(const ByteSource& source) {
+    return signature_at(source, 0, kLocalSig) || signature_at(source, 0, kEocdSig) ||
+           signature_at(source, 0, kZip64EocdSig);
+  }
+
+  // Without a plain end record, a zip64 end record and locator may still end the archive (the
+  // locator is then the last 20 bytes, or follows a zip64 record at 0): its values are used,
+  // and the missing record reported.
+  static std::optional<EndRecord> find_zip64_only_end(const ByteSource& source, uint64_t searched,
+                                                      Layout& layout) {
+    const uint64_t size = source.size();
+    std::optional<uint64_t> locator_end;
+    if (size >= kLocatorBytes && signature_at(source, size - kLocatorBytes, kZip64LocatorSig)) {
+      locator_end = size;
+    } else if (signature_at(source, 0, kZip64EocdSig)) {
+      std::array<unsigned char, 8> n{};
+      if (range_within(4, n.size(), size) &&
+          source.read_exact(4, std::as_writable_bytes(std::span(n)))) {
+        const auto end = checked_add(le64(n.data()), 12 + kLocatorBytes);
+        if (end && *end <= size && signature_at(source, *end - kLocatorBytes, kZip64LocatorSig))
+          locator_end = *end;
+      }
+    }
+    if (!locator_end) {
+      layout.add_error("no end of central directory record (PK\\x05\\x06) in the last " +
+                       std::to_string(searched) + " bytes");
+      return std::nullopt;
+    }
+    EndRecord r;
+    r.offset = *locator_end;
+    r.classic = false;
+    layout.magic = ByteRange{signature_at_zero(source) ? 0 : *locator_end - kLocatorBytes, 4};
+    read_zip64_end(source, r, layout);
+    if (!r.zip64) return std::nullopt;  // the locator leads nowhere: reported
+    layout.add_error(
+        "no end of central directory record (PK\\x05\\x06): the archive ends with "
+        "only a zip64 end record (at offset " +
+        std::to_string(r.zip64_offset) + ") and its locator");
+    if (r.offset != size)
+      layout.add_error(std::to_string(size - r.offset) + " bytes follow the zip64 locator");
     return r;
   }
 
@@ -376,7 +436,8 @@ class Zip final : public Format {
     BinaryReader reader(source);
     reader.seek(cd_start);
     const uint64_t cd_stop = cd_start + end.cd_size;  // checked by the caller
-    const uint64_t wanted = std::min(end.entries, kMaxEntries);
+    const uint64_t wanted =
+        std::min({end.entries, kMaxEntries, end.cd_size / kCentralBytes});  // see parse()
     while (entries.size() < wanted) {
       const uint64_t at = reader.tell();
       if (!range_within(at, kCentralBytes, cd_stop)) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,8 @@ class ElfFixtures : public ::testing::Test {
 TEST_F(ElfFixtures, MatchesReadelfAndObjcopy) {
   const Json manifest = Json::parse(std::ifstream(dir_ + "/manifest.json"));
   ASSERT_GE(manifest.size(), 5u);
-  size_t compared_slices = 0;
+  size_t compared_slices = 0, empty_slices = 0;
+  std::set<std::string> empty_in_gxx;
   bool saw_big = false, saw_32 = false, saw_ext = false;
   for (const auto& entry : manifest) {
     const std::string name = entry.get<std::string>();
@@ -104,8 +106,12 @@ TEST_F(ElfFixtures, MatchesReadelfAndObjcopy) {
       for (const char* key :
            {"addr", "offset", "size", "entsize", "flags", "link", "info", "align"})
         EXPECT_EQ(s[key], e[key]) << key;
-      if (e["dump"].is_null()) continue;
-      // Sections with contents are slices, in section order, with the dumped bytes.
+      // Every section but the null ones and SHT_NOBITS is a slice, in section order: those
+      // with contents hold the dumped bytes, empty ones (.data, .note.GNU-stack of g++ -c) none.
+      if (i == 0 || e["type"] == "NULL" || e["type"] == "NOBITS") {
+        EXPECT_TRUE(e["dump"].is_null());
+        continue;
+      }
       ASSERT_LT(slice, layout.slices.size());
       const Slice& sl = layout.slices[slice++];
       EXPECT_EQ(sl.name, e["name"]);
@@ -114,13 +120,25 @@ TEST_F(ElfFixtures, MatchesReadelfAndObjcopy) {
       EXPECT_EQ(sl.attributes["flags"], e["flags"]);
       EXPECT_EQ(sl.attributes["addr"], e["addr"]);
       EXPECT_EQ(sl.attributes["align"], e["align"]);
+      EXPECT_EQ(sl.range.offset, e["offset"]);
+      EXPECT_EQ(sl.range.length, e["size"]);
+      if (e["dump"].is_null()) {
+        EXPECT_EQ(e["size"], 0);
+        ++empty_slices;
+        if (name == "twice.o") empty_in_gxx.insert(e["name"].get<std::string>());
+        continue;
+      }
       const auto want = testing::read_file(path + ".sections/" + std::to_string(i));
       EXPECT_EQ(testing::slice_bytes(file, sl), want) << "dumped by " << e["dump"];
       ++compared_slices;
     }
-    EXPECT_EQ(slice, layout.slices.size()) << "no slices beyond the sections with contents";
+    EXPECT_EQ(slice, layout.slices.size()) << "no slices beyond the sections readelf lists";
   }
   EXPECT_GT(compared_slices, 50u);
+  EXPECT_GT(empty_slices, 2u);
+  // g++ -c writes an empty .data and the .note.GNU-stack that marks a non-executable stack.
+  EXPECT_TRUE(empty_in_gxx.contains(".data"));
+  EXPECT_TRUE(empty_in_gxx.contains(".note.GNU-stack"));
   EXPECT_TRUE(saw_32) << "gcc-multilib missing: no 32-bit fixture";
   EXPECT_TRUE(saw_big) << "binutils-powerpc-linux-gnu missing: no big-endian fixture";
   EXPECT_TRUE(saw_ext);
@@ -148,6 +166,35 @@ TEST_F(ElfFixtures, PayloadShowsSectionSlices) {
     }
   }
   EXPECT_TRUE(text);
+}
+
+TEST_F(ElfFixtures, EmptySectionsOfGxxObjectsAreEmptyFiles) {
+  // `g++ -c` output has an empty .data and .note.GNU-stack (whose presence and flags mark a
+  // non-executable stack): both are listed in slices.json and are empty files under raw/.
+  Registry registry;
+  registry.add(formats::make_elf());
+  const std::string path = dir_ + "/twice.o";
+  const auto payload = testing::payload_of(path, registry);
+  EXPECT_FALSE(Json::parse(payload->header_json()).contains("errors"));
+  const Json slices = Json::parse(testing::slices_json_of(*payload, path));
+  std::set<std::string> empty;
+  for (const auto& s : slices) {
+    EXPECT_NE(s["type"], "SHT_NOBITS") << s["name"];
+    if (s["length"] != 0) continue;
+    empty.insert(s["name"].get<std::string>());
+    const auto entry = payload->tree().find(s["path"].get<std::string>().substr(4));
+    ASSERT_TRUE(entry.has_value()) << s["path"];
+    EXPECT_EQ(entry->kind, SliceTree::Entry::Kind::slice);
+    EXPECT_EQ(payload->range_of(*entry), (ByteRange{s["offset"].get<uint64_t>(), 0}));
+  }
+  EXPECT_EQ(empty, (std::set<std::string>{".data", ".note.GNU-stack"}));
+  for (const auto& s : slices) {
+    if (s["name"] == ".note.GNU-stack") {
+      EXPECT_EQ(s["path"], "raw/.note.GNU-stack");
+      EXPECT_EQ(s["type"], "SHT_PROGBITS");
+      EXPECT_EQ(s["flags"], "");  // no SHF_EXECINSTR: the stack is not executable
+    }
+  }
 }
 
 // ---------------------------------------------------------------- hand-built files
@@ -271,15 +318,18 @@ void check_basic(const Layout& layout, const std::vector<std::byte>& bytes, cons
   EXPECT_EQ(secs[4]["flags"], "MS");
   EXPECT_EQ(secs[6]["name"], ".shstrtab");
   EXPECT_EQ(secs[6]["type"], "SHT_STRTAB");
-  // No slice for the null section, .bss (NOBITS) or the empty section.
-  ASSERT_EQ(layout.slices.size(), 4u);
+  // No slice for the null section or .bss (NOBITS); the empty section is an empty slice.
+  ASSERT_EQ(layout.slices.size(), 5u);
   EXPECT_EQ(layout.slices[0].name, ".text");
   EXPECT_EQ(layout.slices[0].range, (ByteRange{built.data_offsets[0], 3}));
   EXPECT_EQ(layout.slices[0].attributes["addr"], 0x401000);
   EXPECT_EQ(layout.slices[1].name, ".data");
   EXPECT_EQ(testing::slice_bytes(bytes, layout.slices[1]), to_bytes("DATA"));
   EXPECT_EQ(layout.slices[2].name, ".comment");
-  EXPECT_EQ(layout.slices[3].name, ".shstrtab");
+  EXPECT_EQ(layout.slices[3].name, ".empty");
+  EXPECT_EQ(layout.slices[3].range, (ByteRange{built.data_offsets[4], 0}));
+  EXPECT_EQ(layout.slices[3].attributes["flags"], "A");
+  EXPECT_EQ(layout.slices[4].name, ".shstrtab");
   const Json& segs = layout.header["segments"];
   ASSERT_EQ(segs.size(), 1u);
   EXPECT_EQ(segs[0]["type"], "PT_LOAD");
@@ -330,7 +380,7 @@ TEST(ElfHandBuilt, ExtendedNumbering) {
   EXPECT_EQ(layout.header["shstrndx"], 6);
   EXPECT_EQ(layout.header["phnum"], 1);
   EXPECT_EQ(layout.header["sections"][1]["name"], ".text");
-  EXPECT_EQ(layout.slices.size(), 4u);
+  EXPECT_EQ(layout.slices.size(), 5u);
 }
 
 TEST(ElfHandBuilt, ExtendedNumberingWithoutSectionZero) {
@@ -394,7 +444,7 @@ TEST(ElfHandBuilt, ExtremeSizesAndOffsets) {
       EXPECT_NE(s.name, ".text");
       EXPECT_NE(s.name, ".data");
     }
-    EXPECT_EQ(layout.slices.size(), 2u);
+    EXPECT_EQ(layout.slices.size(), 3u);  // .comment, .empty, .shstrtab
   }
 }
 
@@ -511,6 +561,136 @@ TEST(ElfHandBuilt, OsSpecificFlagLettersFollowReadelf) {
   b[7] = std::byte{0};  // ELFOSABI_NONE: readelf shows retain as 'o', which covers all OS bits
   layout = testing::parse_bytes(elf(), b);
   EXPECT_EQ(layout.header["sections"][1]["flags"], "WAo");
+}
+
+// ---------------------------------------------------------------- limits
+
+// An ELF64 little-endian object with `count` sections by extended numbering (e_shnum = 0,
+// section 0's sh_size the count; e_shstrndx = SHN_XINDEX, section 0's sh_link the index of the
+// name table, the last section). Sections 1 .. count-2 are one-byte PROGBITS named `name` when
+// given, else ".s<i>"; `phnum` program headers (PN_XNUM when over 0xfffe) come first.
+struct ManySections {
+  std::vector<std::byte> bytes;
+  uint64_t shoff = 0;
+};
+
+ManySections many_sections(uint64_t count, const std::string& name = "", uint64_t phnum = 0) {
+  std::string names(1, '\0');
+  std::vector<uint32_t> name_offsets;
+  for (uint64_t i = 1; i + 1 < count; ++i) {
+    if (name.empty() || i == 1) {
+      name_offsets.push_back(static_cast<uint32_t>(names.size()));
+      names += (name.empty() ? ".s" + std::to_string(i) : name) + '\0';
+    } else {
+      name_offsets.push_back(name_offsets.front());  // every section shares one name
+    }
+  }
+  const auto shstrtab_name = static_cast<uint32_t>(names.size());
+  names += std::string(".shstrtab") + '\0';
+  const uint64_t phoff = 64, data_off = phoff + 56 * phnum, names_off = data_off + count - 2;
+  const uint64_t shoff = (names_off + names.size() + 7) & ~uint64_t{7};
+  Bytes b;
+  b.u8(0x7f).raw("ELF").u8(2).u8(1).u8(1).u8(0).zeros(8);
+  b.le(1, 2).le(62, 2).le(1, 4).le(0, 8).le(phnum != 0 ? phoff : 0, 8).le(shoff, 8).le(0, 4);
+  b.le(64, 2).le(56, 2).le(std::min<uint64_t>(phnum, 0xFFFF), 2).le(64, 2).le(0, 2).le(0xFFFF, 2);
+  for (uint64_t i = 0; i < phnum; ++i)  // PT_NOTE R: no bytes of their own
+    b.le(4, 4).le(4, 4).le(0, 8).le(0, 8).le(0, 8).le(0, 8).le(0, 8).le(4, 8);
+  for (uint64_t i = 0; i + 2 < count; ++i) b.u8(i & 0xFF);
+  b.raw(names).pad_to(8);
+  const auto shdr = [&b](uint64_t name_off, uint64_t type, uint64_t off, uint64_t size,
+                         uint64_t link, uint64_t info) {
+    b.le(name_off, 4).le(type, 4).le(type == 1 ? 2 : 0, 8).le(0, 8).le(off, 8).le(size, 8);
+    b.le(link, 4).le(info, 4).le(1, 8).le(0, 8);
+  };
+  shdr(0, 0, 0, count, count - 1, phnum >= 0xFFFF ? phnum : 0);
+  for (uint64_t i = 1; i + 1 < count; ++i) shdr(name_offsets[i - 1], 1, data_off + i - 1, 1, 0, 0);
+  shdr(shstrtab_name, 3, names_off, names.size(), 0, 0);
+  return {b.data(), shoff};
+}
+
+bool has_error(const Layout& layout, std::string_view text) {
+  for (const auto& e : layout.errors)
+    if (e.find(text) != std::string::npos) return true;
+  return false;
+}
+
+TEST(ElfLimits, SixtyFiveThousandSectionsAreListedAndSlicedWithinLimits) {
+  const ManySections elf65k = many_sections(65535);
+  EXPECT_GT(elf65k.bytes.size(), 4'500'000u);
+  const Layout layout = testing::parse_bytes(elf(), elf65k.bytes);
+  const Json& h = layout.header;
+  EXPECT_EQ(h["shnum"], 65535);
+  EXPECT_EQ(h["shstrndx"], 65534);
+  ASSERT_EQ(h["sections"].size(), 2048u);  // kMaxListedSections
+  EXPECT_EQ(h["sections"][2047]["name"], ".s2047");
+  EXPECT_EQ(h["sections_truncated"], true);
+  ASSERT_EQ(layout.slices.size(), 16384u);  // kMaxSectionSlices
+  EXPECT_EQ(layout.slices.back().name, ".s16384");
+  EXPECT_EQ(layout.slices.back().attributes.size(), 5u);
+  EXPECT_EQ(layout.errors.size(), 2u) << testing::first_error(layout);
+  EXPECT_TRUE(has_error(layout, "65535 sections: header.json lists the first 2048"));
+  EXPECT_TRUE(has_error(layout, "65534 sections occupy the file: the first 16384 are slices"));
+  EXPECT_TRUE(has_error(layout, "; 49150 are not"));
+  // The rendered header stays small: about 320 bytes a listed section.
+  EXPECT_LT(h.dump(2).size(), size_t{1} << 20);
+  // Every slice's attributes hold exactly their five members (no capacity to spare).
+  EXPECT_EQ(layout.slices[0].attributes.get_ref<const Json::object_t&>().capacity(), 5u);
+}
+
+TEST(ElfLimits, FewSectionsAreNotCut) {
+  const Layout layout = testing::parse_bytes(elf(), many_sections(2048).bytes);
+  EXPECT_TRUE(layout.errors.empty()) << testing::first_error(layout);
+  EXPECT_EQ(layout.header["sections"].size(), 2048u);
+  EXPECT_FALSE(layout.header.contains("sections_truncated"));
+  EXPECT_EQ(layout.slices.size(), 2047u);
+}
+
+TEST(ElfLimits, LongNamesSpendTheTextBudgets) {
+  // 3000 sections sharing one 4000-byte name: header.json lists what fits in 1 MiB of text,
+  // and names totalling 4 MiB are made slices.
+  const std::string name = "." + std::string(3999, 'n');
+  const Layout layout = testing::parse_bytes(elf(), many_sections(3000, name).bytes);
+  const uint64_t listed = layout.header["sections"].size();
+  EXPECT_GT(listed, 200u);
+  EXPECT_LT(listed, 260u);  // 1 MiB / (320 + 4000)
+  EXPECT_EQ(layout.slices.size(), (uint64_t{4} << 20) / 4000);
+  EXPECT_EQ(layout.slices[1].name, name);
+  EXPECT_TRUE(
+      has_error(layout, "3000 sections: header.json lists the first " + std::to_string(listed)));
+  EXPECT_TRUE(has_error(layout, "4194304 bytes of names"));
+}
+
+TEST(ElfLimits, DeeplyNestedNamesCostTheirDirectories) {
+  // A name 1000 directories deep costs its 1999 bytes and 999 directories of 256 bytes
+  // (257,743 bytes): sixteen of them fill the 4 MiB name budget.
+  std::string deep;
+  for (int i = 0; i < 999; ++i) deep += "d/";
+  deep += "x";
+  const Layout layout = testing::parse_bytes(elf(), many_sections(50, deep).bytes);
+  EXPECT_EQ(layout.slices.size(), 16u);
+  EXPECT_TRUE(has_error(layout, "49 sections occupy the file: the first 16 are slices"));
+  EXPECT_EQ(layout.header["sections"].size(), 50u);  // listing them is cheap
+}
+
+TEST(ElfLimits, ErrorsAboutSingleSectionsAreCounted) {
+  ManySections built = many_sections(1000);
+  for (uint64_t i = 1; i + 1 < 1000; ++i)  // every data section's offset past the end
+    set(built.bytes, built.shoff + i * 64 + 24, built.bytes.size() + i, 8);
+  const Layout layout = testing::parse_bytes(elf(), built.bytes);
+  EXPECT_EQ(layout.slices.size(), 1u);  // .shstrtab
+  EXPECT_EQ(layout.errors.size(), 65u);
+  EXPECT_TRUE(has_error(layout, "934 more errors about single sections are not listed"));
+}
+
+TEST(ElfLimits, ManyProgramHeadersAreListedWithinTheLimit) {
+  const Layout layout = testing::parse_bytes(elf(), many_sections(3, "", 70000).bytes);
+  EXPECT_EQ(layout.header["phnum"], 70000);
+  EXPECT_EQ(layout.header["segments"].size(), 2048u);
+  EXPECT_EQ(layout.header["segments"][0]["type"], "PT_NOTE");
+  EXPECT_EQ(layout.header["segments_truncated"], true);
+  EXPECT_EQ(layout.errors.size(), 1u) << testing::first_error(layout);
+  EXPECT_TRUE(has_error(layout, "70000 program headers: header.json lists the first 2048"));
+  EXPECT_EQ(layout.slices.size(), 2u);
 }
 
 TEST(ElfDetect, MagicOnly) {

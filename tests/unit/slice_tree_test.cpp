@@ -102,5 +102,49 @@ TEST(SliceTree, RecordTablesAreComputedDirectories) {
   EXPECT_EQ(SliceTree::record_name(10, 11), "10");
 }
 
+TEST(SliceTree, DeepNamesCostTheirLengthNotTheirLengthSquared) {
+  // A 64 KiB name of 32,768 nested directories: each node's path is a view of the slice's one
+  // stored path, so the tree holds a few hundred bytes a directory, not 32 KiB.
+  std::string deep;
+  for (int i = 0; i < 32767; ++i) deep += "a/";
+  deep += "leaf";
+  const auto slices = named({deep, deep, "a/b"});
+  const SliceTree tree(slices, {});
+  EXPECT_EQ(tree.slice_path(0), deep);
+  EXPECT_EQ(tree.slice_path(1), deep.substr(0, deep.size() - 4) + "leaf~1");
+  EXPECT_EQ(tree.slice_path(2), "a/b");
+  EXPECT_LT(tree.memory_estimate(), size_t{16} << 20);
+  const auto leaf = tree.find(deep);
+  ASSERT_TRUE(leaf.has_value());
+  EXPECT_EQ(leaf->kind, SliceTree::Entry::Kind::slice);
+  EXPECT_EQ(tree.node(leaf->node).path, deep);
+  EXPECT_EQ(tree.path_of(*leaf), deep);
+  // Every directory on the way knows its own path, a prefix of the leaf's.
+  const auto mid = tree.find(deep.substr(0, 2 * 1000 - 1));
+  ASSERT_TRUE(mid && mid->is_dir());
+  EXPECT_EQ(tree.node(mid->node).path, deep.substr(0, 2 * 1000 - 1));
+  EXPECT_EQ(tree.node(mid->node).name, "a");
+  EXPECT_FALSE(tree.find(deep + "/more").has_value());
+  EXPECT_FALSE(tree.find("a//b").has_value());
+  EXPECT_FALSE(tree.find("a/b/").has_value());
+}
+
+TEST(SliceTree, PathsSurviveMovingTheTree) {
+  // Short paths live inside their strings (no heap): they must not move either.
+  std::vector<Slice> slices;
+  for (int i = 0; i < 500; ++i)
+    slices.push_back(
+        Slice{"d" + std::to_string(i % 7) + "/s" + std::to_string(i), {0, 1}, Json::object()});
+  SliceTree built(slices, {});
+  const SliceTree tree = std::move(built);
+  for (size_t i = 0; i < slices.size(); ++i) {
+    const auto entry = tree.find(slices[i].name);
+    ASSERT_TRUE(entry.has_value()) << slices[i].name;
+    EXPECT_EQ(tree.node(entry->node).path, slices[i].name);
+    EXPECT_EQ(tree.node(tree.find(slices[i].name.substr(0, 2))->node).path,
+              slices[i].name.substr(0, 2));
+  }
+}
+
 }  // namespace
 }  // namespace payloadfs

@@ -305,13 +305,122 @@ TEST(ZipBuilt, BrokenZip64) {
     const auto bytes = z.build().data();
     const Layout layout = parse_bytes(*kZip, bytes);
     EXPECT_EQ(layout.slices.size(), 1u);
-    EXPECT_GE(layout.errors.size(), 2u);
+    ASSERT_EQ(layout.errors.size(), 1u);
+    EXPECT_EQ(layout.errors[0],
+              "end record declares 18446744073709551615 entries, but a central directory of 47 "
+              "bytes holds at most 1");
     z.declared_entries.reset();
     z.cd_size_override = UINT64_MAX;
     const auto bytes2 = z.build().data();
     const Layout l2 = parse_bytes(*kZip, bytes2);
     EXPECT_TRUE(l2.slices.empty());
     EXPECT_FALSE(l2.errors.empty());
+  }
+}
+
+// A zip64 end record and its locator, the only end of an archive: `entries` declared, a
+// central directory of `cd_size` bytes at `cd_offset`.
+Bytes zip64_end(uint64_t at, uint64_t entries, uint64_t cd_size, uint64_t cd_offset) {
+  Bytes b;
+  b.le(0x06064b50, 4).le(44, 8).le(45, 2).le(45, 2).le(0, 4).le(0, 4);
+  b.le(entries, 8).le(entries, 8).le(cd_size, 8).le(cd_offset, 8);
+  b.le(0x07064b50, 4).le(0, 4).le(at, 8).le(1, 4);
+  return b;
+}
+
+TEST(ZipBuilt, Zip64OnlyEndRecordAtZeroIsAZipWithErrors) {
+  // Nothing but a zip64 end record claiming 2^32 entries, and its locator: no plain end record.
+  const auto bytes = zip64_end(0, uint64_t{1} << 32, 0, 0).data();
+  ASSERT_EQ(bytes.size(), 76u);
+  EXPECT_TRUE(detects(bytes));
+  const Layout layout = parse_bytes(*kZip, bytes);
+  const Json& h = layout.header;
+  EXPECT_EQ(h["zip64"], true);
+  EXPECT_EQ(h["entries"], uint64_t{1} << 32);
+  EXPECT_TRUE(h["end_of_central_directory_offset"].is_null());
+  EXPECT_EQ(h["zip64_end_of_central_directory_offset"], 0);
+  EXPECT_EQ(h["files"], 0);
+  EXPECT_TRUE(layout.slices.empty());
+  ASSERT_TRUE(layout.magic.has_value());
+  EXPECT_EQ(*layout.magic, (ByteRange{0, 4}));
+  ASSERT_EQ(layout.errors.size(), 2u) << testing::first_error(layout);
+  EXPECT_EQ(layout.errors[0],
+            "no end of central directory record (PK\\x05\\x06): the archive ends with only a "
+            "zip64 end record (at offset 0) and its locator");
+  EXPECT_EQ(layout.errors[1],
+            "end record declares 4294967296 entries, but a central directory of 0 bytes holds at "
+            "most 0");
+  expect_sane(layout, bytes.size());
+
+  // The 32-bit counterpart: a plain end record at 0 claiming 65535 entries.
+  Bytes plain;
+  plain.le(0x06054b50, 4).le(0, 2).le(0, 2).le(0xFFFF, 2).le(0xFFFF, 2).le(0, 4).le(0, 4).le(0, 2);
+  EXPECT_TRUE(detects(plain.data()));
+  const Layout l32 = parse_bytes(*kZip, plain.data());
+  EXPECT_EQ(l32.header["entries"], 0xFFFF);
+  EXPECT_FALSE(l32.errors.empty());
+}
+
+TEST(ZipBuilt, Zip64OnlyEndRecordAfterEntries) {
+  // Entries and a central directory, then only a zip64 end record: the entries are found.
+  ZipBuilder z;
+  z.entries = {E("a", "AAA"), E("b", "BB")};
+  auto bytes = z.build().data();
+  const uint64_t eocd = bytes.size() - 22;  // no comment
+  const auto le_at = [&bytes](uint64_t at, int width) {
+    uint64_t v = 0;
+    for (int i = width; i-- > 0;) v = v << 8 | std::to_integer<uint64_t>(bytes[at + i]);
+    return v;
+  };
+  ASSERT_EQ(le_at(eocd, 4), 0x06054b50u);
+  const uint64_t cd_size = le_at(eocd + 12, 4), cd_offset = le_at(eocd + 16, 4);
+  bytes.resize(eocd);  // drop the plain end record
+  const auto tail = zip64_end(eocd, 2, cd_size, cd_offset).data();
+  bytes.insert(bytes.end(), tail.begin(), tail.end());
+  EXPECT_TRUE(detects(bytes));
+  const Layout layout = parse_bytes(*kZip, bytes);
+  ASSERT_EQ(layout.errors.size(), 1u) << testing::first_error(layout);
+  EXPECT_NE(layout.errors[0].find("only a zip64 end record (at offset " + std::to_string(eocd)),
+            std::string::npos);
+  ASSERT_EQ(layout.slices.size(), 2u);
+  EXPECT_EQ(text_of(bytes, layout.slices[0]), "AAA");
+  EXPECT_EQ(text_of(bytes, layout.slices[1]), "BB");
+  EXPECT_EQ(layout.header["entries"], 2);
+  ASSERT_TRUE(layout.magic.has_value());
+  EXPECT_EQ(layout.magic->offset, 0u);
+
+  // A locator pointing nowhere: reported, no archive to read.
+  auto broken = bytes;
+  for (size_t i = 0; i < 4; ++i) broken[eocd + i] = std::byte{'X'};
+  const Layout l2 = parse_bytes(*kZip, broken);
+  EXPECT_TRUE(l2.slices.empty());
+  ASSERT_EQ(l2.errors.size(), 1u);
+  EXPECT_NE(l2.errors[0].find("holds no zip64 end of central directory record"), std::string::npos);
+}
+
+TEST(ZipDetect, Zip64RecordAtZeroNeedsItsLocator) {
+  auto bytes = zip64_end(0, 0, 0, 0).data();
+  EXPECT_TRUE(detects(bytes));
+  auto no_locator = bytes;
+  no_locator[56] = std::byte{'X'};
+  EXPECT_FALSE(detects(no_locator));
+  auto short_record = bytes;
+  short_record[4] = std::byte{43};  // the record's size: less than its fixed fields
+  EXPECT_FALSE(detects(short_record));
+  auto huge_record = bytes;
+  huge_record[11] = std::byte{0x80};  // a size past the head (and any file)
+  EXPECT_FALSE(detects(huge_record));
+  EXPECT_FALSE(detects(std::vector<std::byte>(bytes.begin(), bytes.begin() + 60)));
+  // Its empty-archive form parses cleanly but for the missing plain record.
+  const Layout layout = parse_bytes(*kZip, bytes);
+  EXPECT_EQ(layout.errors.size(), 1u) << testing::first_error(layout);
+  EXPECT_EQ(layout.header["entries"], 0);
+  // Every cut of it stays in bounds.
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    const std::vector<std::byte> part(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(cut));
+    const Layout l = parse_bytes(*kZip, part);
+    expect_sane(l, part.size());
+    EXPECT_FALSE(l.errors.empty()) << cut;
   }
 }
 
