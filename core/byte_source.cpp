@@ -22,7 +22,10 @@ bool FdSource::read_exact(uint64_t offset, std::span<std::byte> out) const noexc
     const ssize_t n =
         ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;  // error, or the file shrank since it was measured
+    if (n <= 0) {  // error, or the file shrank since it was measured
+      failed_.store(true, std::memory_order_relaxed);
+      return false;
+    }
     done += static_cast<size_t>(n);
   }
   return true;

@@ -3,6 +3,7 @@
 // truncated under us would turn that into SIGBUS. FdSource uses pread, which turns the same
 // event into a short read, i.e. an error value.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -35,10 +36,15 @@ class FdSource final : public ByteSource {
   FdSource(int fd, uint64_t size) noexcept : fd_(fd), size_(size) {}
   [[nodiscard]] uint64_t size() const noexcept override { return size_; }
   [[nodiscard]] bool read_exact(uint64_t offset, std::span<std::byte> out) const noexcept override;
+  // Whether a read within `size` failed: an I/O error, or the file ending before the size it
+  // was measured at. Such a failure is the source's (it changed, or its filesystem failed),
+  // not the format's.
+  [[nodiscard]] bool failed() const noexcept { return failed_.load(std::memory_order_relaxed); }
 
  private:
   int fd_;
   uint64_t size_;
+  mutable std::atomic<bool> failed_{false};
 };
 
 }  // namespace payloadfs

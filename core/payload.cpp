@@ -1,11 +1,14 @@
 #include "core/payload.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <string>
 #include <variant>
 #include <vector>
 
@@ -19,6 +22,108 @@ namespace {
 
 constexpr uint64_t kDefaultMagicBytes = 4;
 constexpr uint64_t kMaxMagicBytes = 64;
+
+// What glibc malloc takes for a request of `n` bytes: a 16-byte multiple with 8 bytes of
+// header, at least 32; past the mmap threshold (128 KiB by default), whole pages.
+size_t chunk_bytes(size_t n) {
+  if (n == 0) return 0;
+  if (n >= (128 << 10)) return (n + 16 + 4095) & ~size_t{4095};
+  return std::max<size_t>(32, (n + 8 + 15) & ~size_t{15});
+}
+
+size_t string_heap(const std::string& s) {
+  return s.capacity() > 15 ? chunk_bytes(s.capacity() + 1) : 0;
+}
+
+// The heap a JSON value holds: nlohmann allocates every object, array and string separately.
+size_t json_heap(const Json& json) {
+  switch (json.type()) {
+    case Json::value_t::object: {
+      const auto& members = json.get_ref<const Json::object_t&>();
+      size_t n = chunk_bytes(sizeof(Json::object_t)) +
+                 chunk_bytes(members.capacity() * sizeof(Json::object_t::value_type));
+      for (const auto& [key, value] : members) n += string_heap(key) + json_heap(value);
+      return n;
+    }
+    case Json::value_t::array: {
+      const auto& items = json.get_ref<const Json::array_t&>();
+      size_t n = chunk_bytes(sizeof(Json::array_t)) + chunk_bytes(items.capacity() * sizeof(Json));
+      for (const auto& item : items) n += json_heap(item);
+      return n;
+    }
+    case Json::value_t::string:
+      return chunk_bytes(sizeof(std::string)) + string_heap(json.get_ref<const std::string&>());
+    case Json::value_t::binary:
+      return chunk_bytes(sizeof(Json::binary_t)) +
+             chunk_bytes(json.get_ref<const Json::binary_t&>().capacity());
+    default:
+      return 0;
+  }
+}
+
+// A rendered header.json larger than this is not kept: the format header's lists, objects and
+// long strings are left out (with an error) and only its plain values stay. Parsers bound their own
+// lists far below it; this is the last line of defence for a payload's memory.
+constexpr uint64_t kMaxHeaderJsonBytes = 4 << 20;
+// Strings kept in such a cut header are at most this long.
+constexpr uint64_t kMaxCutHeaderString = 4096;
+
+// About how many bytes json.dump(2) writes for `json` at nesting `depth`, added to `total`;
+// gives up (returning early) once `total` passes `limit`.
+void add_rendered_bytes(const Json& json, uint64_t depth, uint64_t limit, uint64_t& total) {
+  if (total > limit) return;
+  switch (json.type()) {
+    case Json::value_t::object:
+    case Json::value_t::array: {
+      const bool object = json.is_object();
+      total += 2 + 2 * depth + 1;  // brackets, the closing one indented on its own line
+      for (auto it = json.begin(); it != json.end() && total <= limit; ++it) {
+        total += 2 * (depth + 1) + 2;              // indent, and ",\n"
+        if (object) total += it.key().size() + 4;  // "key":
+        add_rendered_bytes(it.value(), depth + 1, limit, total);
+      }
+      return;
+    }
+    case Json::value_t::string: {
+      const auto& text = json.get_ref<const std::string&>();
+      total += text.size() + 2;
+      for (const char c : text)  // escapes: \n, \", \\, \u00XX
+        if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') total += 5;
+      return;
+    }
+    case Json::value_t::binary:
+      total += 16 + 4 * json.get_ref<const Json::binary_t&>().size();
+      return;
+    default:
+      total += 24;  // numbers, true, false, null
+  }
+}
+
+// When the format's header would render past kMaxHeaderJsonBytes, keeps only its plain values
+// and reports what was left out.
+void bound_header(Layout& layout) {
+  uint64_t total = 0;
+  add_rendered_bytes(layout.header, 1, kMaxHeaderJsonBytes, total);
+  if (total <= kMaxHeaderJsonBytes) return;
+  Json kept = Json::object();
+  std::string omitted;
+  size_t omitted_count = 0;
+  for (auto& [key, value] : layout.header.items()) {
+    const bool plain =
+        value.is_primitive() &&
+        (!value.is_string() || value.get_ref<const std::string&>().size() <= kMaxCutHeaderString);
+    if (plain) {
+      kept[key] = std::move(value);
+    } else if (++omitted_count <= 16) {
+      omitted += (omitted.empty() ? "" : ", ") + utf8_or_escaped(key);
+    }
+  }
+  if (omitted_count > 16) omitted += ", ...";
+  layout.header = std::move(kept);
+  layout.add_error("header.json would be over " + std::to_string(kMaxHeaderJsonBytes) +
+                   " bytes: the header's lists, objects and long strings (" + omitted +
+                   ") are left out");
+}
 
 int64_t to_ns(const struct timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
@@ -97,6 +202,8 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
     }
   }
   drop_out_of_range(layout, size);
+  bound_header(layout);
+  const bool large_build = json_heap(layout.header) >= kTrimBytes;
 
   if (!layout.magic || !range_within(layout.magic->offset, layout.magic->length, size) ||
       layout.magic->length > kMaxMagicBytes) {
@@ -105,8 +212,23 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
   std::vector<std::byte> magic(static_cast<size_t>(layout.magic->length));
   if (!source.read_exact(layout.magic->offset, magic)) magic.clear();
 
-  return std::shared_ptr<const Payload>(
-      new Payload(std::move(rel_path), st, std::move(layout), format.name(), magic));
+  auto* built = new Payload(std::move(rel_path), st, std::move(layout), format.name(), magic);
+  built->source_failed_ = source.failed();
+  std::shared_ptr<const Payload> payload(built);
+  // The parse's scratch (the header's JSON tree, section tables, ...) is freed by now, but glibc
+  // keeps freed memory in its arenas: after a large build, hand it back to the kernel.
+  if (large_build || payload->memory_estimate() >= kTrimBytes) trim_heap();
+  return payload;
+}
+
+void Payload::trim_heap() noexcept {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
+Payload::TrimOnDestroy::~TrimOnDestroy() {
+  if (bytes >= kTrimBytes) trim_heap();
 }
 
 Payload::Payload(std::string path, const struct stat& st, Layout layout, std::string_view format,
@@ -142,16 +264,30 @@ Payload::Payload(std::string path, const struct stat& st, Layout layout, std::st
   const auto arrays = refs_arrays(slices_);
   has_refs_json_ = !arrays.empty() && utf8_or_escaped(path_) == path_;
 
-  // Text held, twice the slices' rendered size for their in-memory form, about 512 bytes per
-  // slice (its name, attributes and tree node), 16 per record. Checked against mallinfo2 over
-  // real files (ELF, WAV, PNG, npy): within 15 % for ELF and WAV, above it for the others.
-  memory_estimate_ = sizeof(Payload) + path_.size() + header_json_.size() +
-                     3 * slices_json_.head().size() + 512 * (slices_.size() + tables_.size() + 1);
-  for (const auto& table : tables_) memory_estimate_ += table.records.size() * sizeof(Record);
+  // What this payload holds, counted from its parts as malloc hands them out: the rendered
+  // text, every slice's name and attribute JSON, the raw/ tree, the record tables (16 bytes a
+  // record) and the index of slices.json's record chunks. Checked against mallinfo2 in the
+  // unit tests.
+  size_t held = chunk_bytes(sizeof(Payload)) + chunk_bytes(kSharedControlBlock) +
+                string_heap(path_) + string_heap(format_) + string_heap(header_json_) +
+                string_heap(slices_json_.head()) + tree_.memory_estimate() +
+                chunk_bytes(slices_.capacity() * sizeof(Slice)) +
+                chunk_bytes(tables_.capacity() * sizeof(RecordTable)) +
+                chunk_bytes(errors_.capacity() * sizeof(std::string));
+  for (const auto& slice : slices_) held += string_heap(slice.name) + json_heap(slice.attributes);
+  for (const auto& table : tables_) {
+    held += string_heap(table.dir) + chunk_bytes(table.records.capacity() * sizeof(Record)) +
+            chunk_bytes(kSlicesJsonChunkBytes *
+                        ((table.records.size() + SlicesJson::kChunkRecords - 1) /
+                         SlicesJson::kChunkRecords));
+  }
+  for (const auto& e : errors_) held += string_heap(e);
   // refs.json, once read: about 300 bytes, the name three times and the URL per array.
   if (has_refs_json_) {
-    for (const auto& a : arrays) memory_estimate_ += 300 + 3 * a.name.size() + 2 * path_.size();
+    for (const auto& a : arrays) held += 300 + 3 * a.name.size() + 2 * path_.size();
   }
+  memory_estimate_ = held;
+  trim_on_destroy_.bytes = held;
 }
 
 const std::string& Payload::refs_json(std::string_view source_url) const {

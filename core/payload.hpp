@@ -79,9 +79,16 @@ class Payload {
   [[nodiscard]] std::optional<ByteRange> range_of(const SliceTree::Entry& entry) const;
   [[nodiscard]] const SliceTree& tree() const noexcept { return tree_; }
   [[nodiscard]] const std::vector<std::string>& errors() const noexcept { return errors_; }
-  // Roughly how much heap this payload holds (rendered JSON, the raw/ tree, record tables),
-  // for the cache's memory budget.
+  // Whether reading the source failed while building (see FdSource::failed): its errors may
+  // say more about the source's state than about the file, so such a payload is not cached.
+  [[nodiscard]] bool source_failed() const noexcept { return source_failed_; }
+  // How much heap this payload holds (rendered JSON, slice names and attributes, the raw/
+  // tree, record tables), counted from its parts, for the cache's memory budget.
   [[nodiscard]] size_t memory_estimate() const noexcept { return memory_estimate_; }
+  // Building or dropping a payload of at least this many bytes hands the allocator's free
+  // memory back to the kernel (malloc_trim): glibc would otherwise keep it in its arenas, and a
+  // few large payloads built in turn would leave the daemon's resident memory at their peak.
+  static constexpr size_t kTrimBytes = 1 << 20;
   // Maps the file for bytes(), once, on the first need: reading a header never maps (a
   // mapping per payload would cost an mmap and a munmap per header.json). `fd` is the
   // caller's descriptor of the same file. Returns 0, ESTALE when `fd` is another file, or
@@ -99,7 +106,23 @@ class Payload {
  private:
   Payload(std::string path, const struct stat& st, Layout layout, std::string_view format,
           std::span<const std::byte> magic_bytes);
+  static void trim_heap() noexcept;
 
+  // Declared first, so destroyed last: once every other member has freed its memory, a large
+  // payload trims the heap.
+  struct TrimOnDestroy {
+    size_t bytes = 0;
+    TrimOnDestroy() = default;
+    TrimOnDestroy(const TrimOnDestroy&) = delete;
+    TrimOnDestroy& operator=(const TrimOnDestroy&) = delete;
+    ~TrimOnDestroy();
+  };
+  // The shared_ptr's control block (allocated apart from the payload) and the index entry of
+  // one chunk of slices.json's records, for the estimate.
+  static constexpr size_t kSharedControlBlock = 24;
+  static constexpr size_t kSlicesJsonChunkBytes = 40;
+
+  TrimOnDestroy trim_on_destroy_;
   std::string path_;
   struct stat stat_;
   mutable std::mutex map_mutex_;  // serializes map(); readers check mapped_ first
@@ -110,6 +133,7 @@ class Payload {
   std::vector<Slice> slices_;
   std::vector<RecordTable> tables_;
   std::vector<std::string> errors_;
+  bool source_failed_ = false;
   SliceTree tree_;  // built from slices_ and tables_, so declared after them
   std::string header_json_;
   mutable SlicesJson slices_json_;  // measured once, under slices_json_once_

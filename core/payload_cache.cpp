@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <vector>
 
 namespace payloadfs {
 
@@ -16,26 +17,25 @@ PayloadCache::PayloadCache(const SourceRoot& root, const Registry& registry, siz
 std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::string& rel,
                                                                     Built* built) {
   if (built != nullptr) *built = Built{};
+  // Revalidated by a stat of the name, not an open: opening a file of a FUSE source can wait
+  // for a read under way on it, and a cache hit needs no descriptor.
+  auto now = root_.stat(rel);
+  if (const int* err = std::get_if<int>(&now)) return *err;
+  if (!S_ISREG(std::get<struct stat>(now).st_mode)) return ENOENT;
+  if (auto hit = cached(rel, SourceIdentity::of(std::get<struct stat>(now)), true)) return hit;
   auto opened = root_.open_file(rel);
   if (const int* err = std::get_if<int>(&opened)) return *err;
   const UniqueFd fd = std::move(std::get<UniqueFd>(opened));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno;
   if (!S_ISREG(st.st_mode)) return ENOENT;
-  const SourceIdentity identity = SourceIdentity::of(st);
-  {
-    const std::lock_guard lock(mutex_);
-    if (auto it = entries_.find(rel);
-        it != entries_.end() && it->second.payload->identity() == identity) {
-      recency_.splice(recency_.begin(), recency_, it->second.recency);
-      ++counters_.hits;
-      return it->second.payload;
-    }
-    ++counters_.misses;
-  }
+  if (auto hit = cached(rel, SourceIdentity::of(st), false)) return hit;  // built meanwhile
   const auto started = std::chrono::steady_clock::now();
   auto payload = Payload::build(rel, fd.get(), st, registry_);
   if (built != nullptr) *built = Built{true, std::chrono::steady_clock::now() - started};
+  // Payloads replaced or evicted here are destroyed after the lock is released (declared before
+  // it): freeing a large one takes time, and trims the heap (see Payload::kTrimBytes).
+  std::vector<std::shared_ptr<const Payload>> dropped;
   const std::lock_guard lock(mutex_);
   ++counters_.builds;
   const bool with_errors = !payload->errors().empty();
@@ -45,6 +45,11 @@ std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::s
     format = counters_.formats.emplace(std::string(payload->format()), FormatCounts{}).first;
   ++format->second.parsed;
   if (with_errors) ++format->second.with_errors;
+  // Reading the source failed: served as built (its errors say so), parsed again next time.
+  if (payload->source_failed()) {
+    ++counters_.uncached_builds;
+    return payload;
+  }
   auto [it, inserted] = entries_.try_emplace(rel);
   if (inserted) {
     recency_.push_front(rel);
@@ -52,17 +57,33 @@ std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::s
   } else {
     memory_ -= it->second.payload->memory_estimate();
     recency_.splice(recency_.begin(), recency_, it->second.recency);
+    dropped.push_back(std::move(it->second.payload));
   }
   it->second.payload = payload;
   memory_ += payload->memory_estimate();
   while (entries_.size() > capacity_ || (memory_ > memory_budget_ && entries_.size() > 1)) {
     const auto victim = entries_.find(recency_.back());
     memory_ -= victim->second.payload->memory_estimate();
+    dropped.push_back(std::move(victim->second.payload));
     entries_.erase(victim);
     recency_.pop_back();
     ++counters_.evictions;
   }
   return payload;
+}
+
+std::shared_ptr<const Payload> PayloadCache::cached(const std::string& rel,
+                                                    const SourceIdentity& identity,
+                                                    bool count_miss) {
+  const std::lock_guard lock(mutex_);
+  const auto it = entries_.find(rel);
+  if (it == entries_.end() || !(it->second.payload->identity() == identity)) {
+    if (count_miss) ++counters_.misses;
+    return nullptr;
+  }
+  recency_.splice(recency_.begin(), recency_, it->second.recency);
+  ++counters_.hits;
+  return it->second.payload;
 }
 
 PayloadCache::Counters PayloadCache::counters() const {

@@ -1,7 +1,9 @@
 #pragma once
 // Payloads by source path, bounded (least recently used goes first). A lookup revalidates the
-// source's identity (dev, ino, size, mtime, ctime) and rebuilds the payload when it changed.
-// Evicting drops the cache's reference only: open files keep their payload alive.
+// source's identity (dev, ino, size, mtime, ctime) and rebuilds the payload when it changed;
+// a payload whose source failed to read while it was built is returned but not kept. Evicting drops
+// the cache's reference only: open files keep their payload alive. The memory budget counts each
+// payload's memory_estimate(), which is counted from what it holds.
 
 #include <atomic>
 #include <chrono>
@@ -32,6 +34,7 @@ class PayloadCache {
     uint64_t misses = 0;  // lookups of a regular file that found no current entry
     uint64_t builds = 0;
     uint64_t builds_with_errors = 0;
+    uint64_t uncached_builds = 0;  // builds whose source failed to read (not kept)
     uint64_t evictions = 0;
     size_t cached = 0;
     size_t memory = 0;  // estimated bytes held by cached payloads
@@ -61,6 +64,11 @@ class PayloadCache {
     std::shared_ptr<const Payload> payload;
     std::list<std::string>::iterator recency;
   };
+  // The cached payload of `rel` if it is that version (counting a hit), else null (counting
+  // a miss if `count_miss`).
+  [[nodiscard]] std::shared_ptr<const Payload> cached(const std::string& rel,
+                                                      const SourceIdentity& identity,
+                                                      bool count_miss);
 
   const SourceRoot& root_;
   const Registry& registry_;

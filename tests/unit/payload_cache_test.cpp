@@ -97,6 +97,31 @@ TEST_F(PayloadCacheTest, ChangedSourceIsAMissAndEvictionsAreCounted) {
   EXPECT_EQ(c.formats.at("unknown").parsed, 3u);
 }
 
+TEST_F(PayloadCacheTest, MemoryIsTheSumOfEstimatesAndDroppedPayloadsAreFreed) {
+  write("a.bin", kPlain);
+  write("b.bin", kPlain + kPlain);
+  const SourceRoot source = root();
+  PayloadCache cache(source, registry, 8, 1 << 20);
+  std::weak_ptr<const Payload> first_a =
+      std::get<std::shared_ptr<const Payload>>(cache.get("a.bin"));
+  ASSERT_FALSE(first_a.expired());  // the cache holds it
+  const size_t a_bytes = first_a.lock()->memory_estimate();
+  const auto b = std::get<std::shared_ptr<const Payload>>(cache.get("b.bin"));
+  EXPECT_EQ(cache.counters().memory, a_bytes + b->memory_estimate());
+  write("a.bin", kPlain + "changed");
+  const auto a = std::get<std::shared_ptr<const Payload>>(cache.get("a.bin"));
+  EXPECT_TRUE(first_a.expired()) << "the replaced version is released by the time get() returns";
+  EXPECT_EQ(cache.counters().memory, a->memory_estimate() + b->memory_estimate());
+  // A budget smaller than one payload: the most recent one stays, the others are released.
+  PayloadCache small(source, registry, 8, 1);
+  std::weak_ptr<const Payload> evicted =
+      std::get<std::shared_ptr<const Payload>>(small.get("b.bin"));
+  (void)small.get("a.bin");
+  EXPECT_EQ(small.counters().cached, 1u);
+  EXPECT_TRUE(evicted.expired());
+  EXPECT_EQ(small.counters().memory, a->memory_estimate());
+}
+
 TEST_F(PayloadCacheTest, ErrorsListsEachMalformedVersionOnce) {
   write("bad.npy", kMalformedNpy);
   write("good.bin", kPlain);

@@ -1,6 +1,7 @@
 #include "core/payload.hpp"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <fstream>
 
 #include "core/binary_reader.hpp"
+#include "core/formats/builtin.hpp"
 #include "core/payload_cache.hpp"
 #include "core/source_root.hpp"
 #include "unit/test_support.hpp"
@@ -37,6 +39,70 @@ class PayloadTest : public ::testing::Test {
 
   fsys::path dir;
   Registry registry = Registry::with_builtins();
+};
+
+// An ELF64 object with `count` sections, sections 1 .. count-2 one-byte PROGBITS ".s<i>" and
+// the last the name table: with 20,000 sections, 16,384 slices (the ELF limit).
+std::string elf_with_sections(uint32_t count) {
+  testing::Bytes b;
+  std::string names(1, '\0');
+  std::vector<uint32_t> offsets;
+  for (uint32_t i = 1; i + 1 < count; ++i) {
+    offsets.push_back(static_cast<uint32_t>(names.size()));
+    names += ".s" + std::to_string(i) + '\0';
+  }
+  const auto strtab_name = static_cast<uint32_t>(names.size());
+  names += std::string(".shstrtab") + '\0';
+  const uint64_t names_off = 64 + count - 2;
+  const uint64_t shoff = (names_off + names.size() + 7) & ~uint64_t{7};
+  b.u8(0x7f).raw("ELF").u8(2).u8(1).u8(1).u8(0).zeros(8);
+  b.le(1, 2).le(62, 2).le(1, 4).le(0, 8).le(0, 8).le(shoff, 8).le(0, 4);
+  b.le(64, 2).le(56, 2).le(0, 2).le(64, 2).le(count, 2).le(count - 1, 2);
+  for (uint32_t i = 0; i + 2 < count; ++i) b.u8(i & 0xFF);
+  b.raw(names).pad_to(8);
+  b.zeros(64);  // section 0
+  for (uint32_t i = 1; i + 1 < count; ++i)
+    b.le(offsets[i - 1], 4).le(1, 4).le(2, 8).le(0, 8).le(64 + i - 1, 8).le(1, 8).zeros(24);
+  b.le(strtab_name, 4).le(3, 4).zeros(16).le(names_off, 8).le(names.size(), 8).zeros(24);
+  const auto& bytes = b.data();
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+// Bytes malloc has handed out and not taken back (arenas and mmapped chunks).
+size_t heap_in_use() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+size_t rss_anon_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoul(line.substr(8));
+  return 0;
+}
+
+// A format whose header is larger than header.json may be.
+class HugeHeaderFormat final : public Format {
+ public:
+  std::string_view name() const noexcept override { return "huge"; }
+  std::string_view description() const noexcept override { return "a test format"; }
+  std::string_view signature() const noexcept override { return "HUGE at 0"; }
+  bool detect(std::span<const std::byte> head, uint64_t) const override {
+    return head.size() >= 4 && std::memcmp(head.data(), "HUGE", 4) == 0;
+  }
+  Layout parse(const ByteSource&) const override {
+    Layout layout;
+    layout.header["count"] = 3;
+    layout.header["name"] = "kept";
+    layout.header["long_text"] = std::string(5000, 'x');
+    Json& list = layout.header["list"] = Json::array();
+    for (int i = 0; i < 300'000; ++i) list.push_back("item " + std::to_string(i));
+    layout.header["small_object"] = Json{{"a", 1}};
+    layout.header["flag"] = true;
+    layout.slices.push_back(Slice{"data", {0, 4}, Json::object()});
+    return layout;
+  }
 };
 
 TEST_F(PayloadTest, UnknownFileHasEveryHeaderKey) {
@@ -227,6 +293,60 @@ TEST_F(PayloadTest, CacheRevalidatesChangedSources) {
   (void)cache.get("b");
   EXPECT_LE(cache.counters().cached, 2u);
   EXPECT_GE(cache.counters().evictions, 1u);
+}
+
+TEST_F(PayloadTest, MemoryEstimateIsWhatTheHeapHolds) {
+  // The estimate is counted from what the payload holds; for a payload of 16,384 slices (where
+  // malloc's per-thread caches of freed chunks are noise) it matches malloc's own count.
+  const std::string file = write("many.o", elf_with_sections(20000));
+  (void)testing::payload_of(file, registry);  // one-time allocations (statics) out of the way
+  const size_t before = heap_in_use();
+  const auto p = testing::payload_of(file, registry);
+  const size_t held = heap_in_use() - before;
+  EXPECT_EQ(p->slices().size(), 16384u);
+  EXPECT_GT(held, size_t{8} << 20);
+  EXPECT_NEAR(static_cast<double>(p->memory_estimate()), static_cast<double>(held),
+              0.05 * static_cast<double>(held));
+  // And for a payload of a few slices, within the noise of those caches.
+  const std::string small =
+      write("small.npy", std::string("\x93NUMPY\x01\x00\x76\x00", 10) +
+                             "{'descr': '<f4', 'fortran_order': False, "
+                             "'shape': (3,), }" +
+                             std::string(118 - 57 - 1, ' ') + "\n" + std::string(12, '\0'));
+  const auto q = testing::payload_of(small, registry);
+  EXPECT_EQ(q->format(), "npy");
+  EXPECT_TRUE(q->errors().empty());
+  EXPECT_GT(q->memory_estimate(), 1000u);
+  EXPECT_LT(q->memory_estimate(), 8000u);
+}
+
+TEST_F(PayloadTest, BuildingAndDroppingALargePayloadGivesTheMemoryBack) {
+  const std::string file = write("many.o", elf_with_sections(65000));
+  (void)testing::payload_of(file, registry);
+  const size_t before = rss_anon_kib();
+  auto p = testing::payload_of(file, registry);
+  const size_t built = rss_anon_kib();
+  // What stays resident is the payload itself, not the parse's peak (the section table, the
+  // header's JSON tree), which malloc would otherwise keep.
+  EXPECT_LT(built - std::min(built, before), p->memory_estimate() / 1024 * 5 / 4 + 2048)
+      << "estimate " << p->memory_estimate() << " bytes";
+  p.reset();
+  EXPECT_LT(rss_anon_kib(), before + 2048);
+}
+
+TEST_F(PayloadTest, OversizedHeaderKeepsItsPlainValues) {
+  Registry huge;
+  huge.add(std::make_unique<HugeHeaderFormat>());
+  const auto p = testing::payload_of(write("h.bin", "HUGE and more"), huge);
+  EXPECT_LT(p->header_json().size(), size_t{64} << 10);
+  const Json h = header_of(*p);
+  EXPECT_EQ(h["format"], "huge");
+  EXPECT_EQ(h["header"], (Json{{"count", 3}, {"name", "kept"}, {"flag", true}}));
+  ASSERT_EQ(h["errors"].size(), 1u);
+  EXPECT_EQ(h["errors"][0],
+            "header.json would be over 4194304 bytes: the header's lists, objects and long "
+            "strings (long_text, list, small_object) are left out");
+  EXPECT_EQ(h["slice_count"], 1);
 }
 
 TEST_F(PayloadTest, SourceRootRefusesEscapes) {
