@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -21,6 +23,9 @@ namespace payloadfs {
 namespace {
 
 constexpr std::string_view kControlDir = ".payloadfs";
+// The I/O pool of pread_sources: threads, and how many of them one source may hold.
+constexpr unsigned kIoThreads = 4;
+constexpr unsigned kIoThreadsPerSource = 2;
 // Reads at least this large have their source pages mapped in one call before the reply.
 constexpr size_t kPopulateBytes = 64 << 10;
 constexpr std::string_view kControlFiles[] = {"version", "formats.json", "stats.json",
@@ -72,7 +77,9 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
       inodes_(NodeKey{NodeKind::source_dir, must_stat_root(root_).st_dev,
                       must_stat_root(root_).st_ino, "", "", 0, 0}),
       started_(std::chrono::steady_clock::now()),
-      started_wall_(wall_now()) {}
+      started_wall_(wall_now()) {
+  if (options_.pread_sources) io_ = std::make_unique<SourceIoPool>(kIoThreads, kIoThreadsPerSource);
+}
 
 void Filesystem::init(fuse_conn_info* conn) {
   // Replies come from memory; splicing would only add syscalls (see docs/layout.md).
@@ -97,10 +104,36 @@ void Filesystem::reply_error(fuse_req_t req, int error) {
   fuse_reply_err(req, error);
 }
 
+int Filesystem::source_error(const std::string& path, int err) const {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ELOOP:
+      return ESTALE;  // the name leads elsewhere now (or nowhere)
+    case ESTALE:
+    case EACCES:
+    case EPERM:
+    case EMFILE:
+    case ENFILE:
+    case EIO:
+      return err;
+    default: {
+      // ENOSPC, ENOMEM, ... from the source's filesystem mean nothing to a reader of ours.
+      static std::atomic<int64_t> last_logged{0};
+      const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count();
+      if (last_logged.exchange(now) != now)  // at most about one line a second
+        log(LogLevel::warn, "source %s: %s (answered as EIO)", path.c_str(), std::strerror(err));
+      return EIO;
+    }
+  }
+}
+
 std::variant<std::shared_ptr<const Payload>, int> Filesystem::payload_for(const NodeKey& key) {
   PayloadCache::Built built;
   auto got = cache_.get(key.path, &built);
-  if (const int* err = std::get_if<int>(&got)) return *err == ENOENT ? ESTALE : *err;
+  if (const int* err = std::get_if<int>(&got)) return source_error(key.path, *err);
   auto payload = std::get<std::shared_ptr<const Payload>>(std::move(got));
   if (built.fresh) {  // a new version (or a rebuilt one): logged here, never on cache hits
     if (log_enabled(LogLevel::debug)) {
@@ -369,6 +402,7 @@ void Filesystem::quiesce() {
 }
 
 void Filesystem::detach() {
+  if (io_ != nullptr) io_->stop();  // replies to what waits, while the session can take them
   quiesce();
   watcher_.reset();
   session_ = nullptr;
@@ -675,7 +709,19 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     default:
       return reply_error(req, EISDIR);
   }
-  if (file->payload && !file->is_text) {
+  if (file->payload && !file->is_text && options_.pread_sources) {
+    // Bytes come from pread on the I/O pool, which opens the source on the first read (an
+    // open of a FUSE source can wait for a read under way on it). The name must still lead
+    // to the file this version was built from.
+    auto now = root_.stat(file->payload->path());
+    if (const int* err = std::get_if<int>(&now))
+      return reply_error(req, source_error(file->payload->path(), *err));
+    const struct stat& s = std::get<struct stat>(now);
+    const struct stat& opened_as = file->payload->source_stat();
+    if (s.st_dev != opened_as.st_dev || s.st_ino != opened_as.st_ino)
+      return reply_error(req, ESTALE);
+    file->pread = true;
+  } else if (file->payload && !file->is_text) {
     // The first byte file opened of a payload maps it. The descriptor is then held, within
     // the budget, for read()'s check of the source's current size: the same file, not
     // necessarily the same version. Beyond the budget read() checks by path.
@@ -683,7 +729,7 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if (unmapped || !sources_.spent()) {
       auto opened = root_.open_file(file->payload->path());
       if (const int* err = std::get_if<int>(&opened); err != nullptr && unmapped)
-        return reply_error(req, *err == ENOENT ? ESTALE : *err);
+        return reply_error(req, source_error(file->payload->path(), *err));
       if (auto* fd = std::get_if<UniqueFd>(&opened)) {
         struct stat st {};
         const struct stat& opened_as = file->payload->source_stat();
@@ -735,6 +781,8 @@ void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info*
   const std::shared_ptr<const std::string> owned_text = file.owned_text;
   if (file.is_text) {
     data = file.text.data() + start;
+  } else if (file.pread) {
+    return read_by_pread(req, file, file.range.offset + start, count);
   } else {
     const uint64_t source_offset = file.range.offset + start;
     // A source cut inside a page still reads through the mapping, as zeros past its new end:
@@ -805,9 +853,43 @@ void Filesystem::read_slices_json(fuse_req_t req, OpenFile& file, size_t size, o
     stats_.bytes_served.fetch_add(out.size(), std::memory_order_relaxed);
 }
 
+void Filesystem::read_by_pread(fuse_req_t req, OpenFile& file, uint64_t offset, size_t count) {
+  // `file` outlives the job: the kernel sends no release while a read of it is unanswered.
+  io_->submit(file.payload->path(), [this, req, &file, offset, count](bool cancelled) {
+    if (cancelled) return reply_error(req, EIO);
+    UniqueFd once;  // this read's own descriptor, when the budget lets the handle keep none
+    int fd = -1;
+    {
+      const std::lock_guard lock(file.source_mutex);
+      if (!file.source.valid()) {
+        auto opened = source_of_version(*file.payload);
+        if (const int* err = std::get_if<int>(&opened)) return reply_error(req, *err);
+        once = std::move(std::get<UniqueFd>(opened));
+        if (!sources_.spent()) file.source = sources_.hold(std::move(once));
+      }
+      fd = file.source.valid() ? file.source.get() : once.get();
+    }
+    // One buffer a pool thread, as large as the largest read (FUSE's max_read).
+    thread_local std::vector<char> buffer;
+    buffer.resize(std::max(buffer.size(), count));
+    size_t done = 0;
+    while (done < count) {
+      // A short read is not the end where the source's files are direct_io (FUSE): read on.
+      const ssize_t n =
+          ::pread(fd, buffer.data() + done, count - done, static_cast<off_t>(offset + done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // an error, or the end: the source has not got these bytes
+      done += static_cast<size_t>(n);
+    }
+    if (done != count) return reply_error(req, EIO);  // never short, never zeros
+    if (fuse_reply_buf(req, buffer.data(), count) == 0)
+      stats_.bytes_served.fetch_add(count, std::memory_order_relaxed);
+  });
+}
+
 std::variant<UniqueFd, int> Filesystem::source_of_version(const Payload& payload) const {
   auto opened = root_.open_file(payload.path());
-  if (const int* err = std::get_if<int>(&opened)) return *err == ENOENT ? ESTALE : *err;
+  if (const int* err = std::get_if<int>(&opened)) return source_error(payload.path(), *err);
   struct stat st {};
   if (::fstat(std::get<UniqueFd>(opened).get(), &st) != 0 ||
       !(SourceIdentity::of(st) == payload.identity()))
@@ -974,6 +1056,8 @@ std::string Filesystem::stats_json() const {
       {"payload_cache_bytes", cache.memory},
       {"payloads_built", cache.builds},
       {"payloads_with_errors", cache.builds_with_errors},
+      {"payloads_not_cached", cache.uncached_builds},
+      {"io_queued", io_ != nullptr ? io_->queued() : 0},
       {"payload_cache_hits", cache.hits},
       {"payload_cache_evictions", cache.evictions},
       {"inodes", inodes_.size()},

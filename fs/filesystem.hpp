@@ -23,6 +23,7 @@
 #include "fs/open_handles.hpp"
 #include "fs/options.hpp"
 #include "fs/source_budget.hpp"
+#include "fs/source_io_pool.hpp"
 #include "fs/source_watcher.hpp"
 #include "fs/stats.hpp"
 
@@ -44,6 +45,8 @@ class Filesystem {
   void read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
   void release(fuse_req_t req, fuse_file_info* fi);
   void read_slices_json(fuse_req_t req, OpenFile& file, size_t size, off_t offset);
+  // On an I/O pool thread: `count` bytes of the source at `offset`, whole, or EIO.
+  void read_by_pread(fuse_req_t req, OpenFile& file, uint64_t offset, size_t count);
   void readlink(fuse_req_t req, fuse_ino_t ino);
   void statfs(fuse_req_t req);
   void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
@@ -83,6 +86,9 @@ class Filesystem {
   [[nodiscard]] std::variant<uint64_t, int> slices_json_size(const Payload& payload);
   // The source reopened, if it is still the version `payload` was built from (else ESTALE).
   [[nodiscard]] std::variant<UniqueFd, int> source_of_version(const Payload& payload) const;
+  // An errno from the source as the mount answers it: ENOENT means the version is gone
+  // (ESTALE); permission errors stay; anything else is the source failing (EIO, logged).
+  [[nodiscard]] int source_error(const std::string& path, int err) const;
   // Whether the source still has bytes up to `end` (see read()).
   [[nodiscard]] bool source_has(const OpenFile& file, uint64_t end) const;
   [[nodiscard]] double attr_timeout(const NodeKey& key) const;
@@ -114,6 +120,7 @@ class Filesystem {
   std::atomic<bool> notifying_{true};  // false from quiesce(): no new notification
   std::atomic<bool> settle_pending_{true};
   std::unique_ptr<SourceWatcher> watcher_;  // null when SRC is not watched
+  std::unique_ptr<SourceIoPool> io_;        // with pread_sources only
   const std::chrono::steady_clock::time_point started_;
   const struct timespec started_wall_;
 };

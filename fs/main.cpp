@@ -47,6 +47,7 @@ struct CliConfig {
   double attr_timeout = kUnset;
   double negative_timeout = kUnset;
   int inotify = -1;
+  int pread = -1;
   unsigned cache_entries = 4096;
   unsigned read_ahead_kb = 2048;
   const char* formats = nullptr;
@@ -73,6 +74,7 @@ const fuse_opt kOptions[] = {
     {"negative_timeout=%lf", offsetof(CliConfig, negative_timeout), 0},
     {"cache_entries=%u", offsetof(CliConfig, cache_entries), 0},
     {"inotify=%d", offsetof(CliConfig, inotify), 0},
+    {"pread=%d", offsetof(CliConfig, pread), 0},
     {"formats=%s", offsetof(CliConfig, formats), 0},
     {"read_ahead_kb=%u", offsetof(CliConfig, read_ahead_kb), 0},
     {"cache_memory=%u", offsetof(CliConfig, cache_memory_mb), 0},
@@ -162,6 +164,10 @@ void print_help() {
       "                           (defaults: 86400 where SRC is watched with inotify, which\n"
       "                           invalidates what changes; 1 where it is not)\n"
       "    -o inotify=0|1         watch SRC for changes (default 1; 0 on network filesystems)\n"
+      "    -o pread=0|1           read payload bytes with pread on I/O threads instead of\n"
+      "                           serving them from a mapping (default 1 on FUSE and\n"
+      "                           network sources: a stalled source then holds no request\n"
+      "                           thread, and direct_io FUSE sources can be read; 0 elsewhere)\n"
       "    -o formats=DIR         load format descriptors (*.json) from DIR, before\n"
       "                           ~/.config/payloadfs/formats and /etc/payloadfs/formats\n"
       "    -o cache_entries=N     parsed payloads (with the mappings of those whose bytes\n"
@@ -339,8 +345,10 @@ int run(int argc, char** argv) {
   char mount_resolved[PATH_MAX];
   if (::realpath(mountpoint.get(), mount_resolved) != nullptr) options.mountpoint = mount_resolved;
   // inotify sees local changes only: on network and FUSE sources, rely on short timeouts.
-  options.watch_sources =
-      config.inotify == -1 ? !is_remote_filesystem(resolved) : config.inotify != 0;
+  // Their bytes are read with pread, off the request workers (see fs/source_io_pool.hpp).
+  const bool remote = is_remote_filesystem(resolved);
+  options.watch_sources = config.inotify == -1 ? !remote : config.inotify != 0;
+  options.pread_sources = config.pread == -1 ? remote : config.pread != 0;
   std::optional<std::string> formats_dir;
   if (config.formats != nullptr) {
     struct stat st {};
@@ -383,11 +391,12 @@ int run(int argc, char** argv) {
   fuse_daemonize(cmdline.foreground);
   payloadfs::log(
       payloadfs::LogLevel::info,
-      "serving %s on %s: formats %s%s, inotify %s, cache %zu "
+      "serving %s on %s: formats %s%s, inotify %s%s, cache %zu "
       "payloads / %zu MiB, %u threads%s%s, log_level %s",
       resolved, options.mountpoint.empty() ? mountpoint.get() : options.mountpoint.c_str(),
       format_names.c_str(), formats_dir ? (" (descriptors from " + *formats_dir + ")").c_str() : "",
-      options.watch_sources ? "on" : "off", options.cache_entries, options.cache_memory >> 20,
+      options.watch_sources ? "on" : "off", options.pread_sources ? ", bytes read with pread" : "",
+      options.cache_entries, options.cache_memory >> 20,
       cmdline.singlethread ? 1U : cmdline.max_threads, cmdline.clone_fd ? " (clone_fd)" : "",
       config.spin_us > 0 ? (", spinning " + std::to_string(config.spin_us) + " us").c_str() : "",
       std::string(payloadfs::log_level_name(level)).c_str());

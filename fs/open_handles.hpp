@@ -28,6 +28,10 @@ struct OpenFile {
   SlicesJson::Piece piece;
   bool is_slices_json = false;
   ByteRange range;  // byte nodes: the range of the source file served
+  // Bytes read with pread on the I/O pool (options' pread_sources), which opens `source` on
+  // the first read, under source_mutex.
+  bool pread = false;
+  std::mutex source_mutex;
   // Where the last read ended (offset within `range`): a read starting there is sequential.
   std::atomic<uint64_t> next_read{UINT64_MAX};
   std::string_view text;  // generated files: a view into payload or owned_text

@@ -14,7 +14,10 @@ struct MountOptions {
   std::optional<double> entry_timeout;
   std::optional<double> attr_timeout;
   std::optional<double> negative_timeout;
-  bool watch_sources = true;      // -o inotify=0 turns it off
+  bool watch_sources = true;  // -o inotify=0 turns it off
+  // Serve payload bytes with pread on a pool of I/O threads instead of from a mapping
+  // (default on FUSE and network sources; -o pread=0|1): see fs/source_io_pool.hpp.
+  bool pread_sources = false;
   size_t cache_entries = 4096;    // payloads (mappings + parsed layouts) kept
   size_t cache_memory = 4 << 20;  // and about this many bytes of them
   unsigned read_ahead_kb = 2048;  // the mount's readahead window; 0 leaves the kernel's
