@@ -3,7 +3,10 @@
 # in tests/fuzz/regressions/, then fuzzes each target in turn for SECONDS (default 60), seeded
 # with the fixture files the registry detects as that target's format. Fails when a replay or a
 # fuzz run finds a crash, a leak, a timeout or an out-of-memory; the inputs are copied to
-# tests/fuzz/regressions/<format>/ (review them with git status).
+# tests/fuzz/regressions/<format>/ (review them with git status) and printed in base64 to the
+# log (CI keeps nothing else). Also fails when nothing would run (no target, a target missing
+# from the build, fewer targets than the build made) and when a target did not demonstrably run
+# (a replay without an "Executed" line per input, a fuzz run without libFuzzer's "Done N runs").
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [FIXTURES_DIR]
 #   SECONDS=0 only builds and replays the regressions.
@@ -38,11 +41,36 @@ fi
 build=$(cd "$build" && pwd)
 fuzz=$build/tests/fuzz  # the targets and their target list
 
+# The targets the build made (its list, checked against the binaries actually there).
+[ -s "$fuzz/fuzz_targets.txt" ] || { echo "== FAILED: no $fuzz/fuzz_targets.txt: not a fuzz build"; exit 1; }
+mapfile -t built < <(grep -v '^$' "$fuzz/fuzz_targets.txt")
+for target in "${built[@]}"; do
+  [ -x "$fuzz/fuzz_$target" ] || { echo "== FAILED: fuzz_$target is listed but was not built"; exit 1; }
+done
+for bin in "$fuzz"/fuzz_*; do
+  name=${bin##*/fuzz_}
+  [ -x "$bin" ] && [ -f "$bin" ] || continue
+  case "$name" in classify | targets.txt) continue ;; esac
+  printf '%s\n' "${built[@]}" | grep -qxF "$name" ||
+    { echo "== FAILED: $bin was built but is not in fuzz_targets.txt"; exit 1; }
+done
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
+  for target in "${targets[@]}"; do
+    [ -x "$fuzz/fuzz_$target" ] || { echo "== FAILED: FUZZ_TARGETS names $target, which the build lacks"; exit 1; }
+  done
+  if [ -n "${CI:-}" ] && [ "${#targets[@]}" -lt "${#built[@]}" ]; then
+    echo "== FAILED: CI fuzzes every target; FUZZ_TARGETS names ${#targets[@]} of ${#built[@]}"
+    exit 1
+  fi
 else
-  mapfile -t targets < <(grep -v '^$' "$fuzz/fuzz_targets.txt")
+  targets=("${built[@]}")  # every target the build made
 fi
+if [ "${#targets[@]}" -eq 0 ]; then
+  echo "== FAILED: no fuzz target to run"
+  exit 1
+fi
+echo "== ${#targets[@]} targets: ${targets[*]}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
@@ -51,6 +79,22 @@ fuzz_args=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_sta
 status=0
 failures=()
 mkdir -p "$build/logs"
+
+# Prints FILE in base64 (76 columns) between markers, so that a CI log holds the input itself:
+#   sed -n '/^-----BEGIN/,/^-----END/p' LOG | sed '1d;$d' | base64 -d >input
+print_input() {  # print_input LABEL FILE
+  local label=$1 file=$2 size
+  size=$(stat -c %s "$file")
+  echo "     $label: $file ($size bytes), base64:"
+  echo "-----BEGIN ${file##*/}-----"
+  if [ "$size" -le $((1 << 20)) ]; then
+    base64 -w 76 "$file"
+  else
+    head -c $((1 << 20)) "$file" | base64 -w 76
+    echo "(the first 1 MiB of $size bytes)"
+  fi
+  echo "-----END ${file##*/}-----"
+}
 
 # Where a crashing input belongs: the target's format, or for the registry target the format
 # the registry detects (registry/ when none does).
@@ -79,10 +123,19 @@ for target in "${targets[@]}"; do
   log=$build/logs/replay-$target.log
   mkdir -p "$build/logs"
   if timeout 600 "$bin" -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 "${inputs[@]}" >"$log" 2>&1; then
-    echo "   $target: ${#inputs[@]} inputs ok"
+    executed=$(grep -c '^Executed ' "$log")
+    if [ "$executed" -eq "${#inputs[@]}" ]; then
+      echo "   $target: ${#inputs[@]} inputs ok"
+    else
+      echo "   $target: FAILED: executed $executed of ${#inputs[@]} inputs (log: $log)"
+      failures+=("replay $target: $executed of ${#inputs[@]} inputs")
+      status=1
+    fi
   else
     echo "   $target: FAILED on a regression input (log: $log)"
     grep -E "^(==[0-9]+==ERROR|\*\*\* payloadfs|Running:|SUMMARY)" "$log" | tail -6 | sed 's/^/     /'
+    crashed=$(grep -oP '^Running: \K.*' "$log" | tail -1)
+    [ -n "$crashed" ] && [ -f "$crashed" ] && print_input "the input it failed on" "$crashed"
     failures+=("replay $target")
     status=1
   fi
@@ -134,7 +187,7 @@ echo "== fuzz, ${seconds}s per target, ${jobs} at a time"
 fuzz_target() {  # fuzz_target TARGET
   local target=$1 bin=$fuzz/fuzz_$1 corpus=$build/corpus/$1 artifacts=$build/artifacts/$1
   local deadline=$((SECONDS + seconds)) crashes=0 execs=0 cov="" ft="" result=ok round=0
-  local remaining log before rc n last seed_crash f sum unit line
+  local remaining log before rc n last seed_crash f sum unit line done_runs=0
   mkdir -p "$corpus" "$artifacts"
   while :; do
     remaining=$((deadline - SECONDS))
@@ -150,6 +203,14 @@ fuzz_target() {  # fuzz_target TARGET
     last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1)
     [ -n "$last" ] && cov=$(grep -oP 'cov: \K[0-9]+' <<<"$last") && ft=$(grep -oP 'ft: \K[0-9]+' <<<"$last")
     if [ $rc -eq 0 ]; then
+      # libFuzzer ends a completed run with "Done N runs in S second(s)".
+      n=$(grep -oP '^Done \K[0-9]+(?= runs)' "$log" | tail -1)
+      if [ -z "$n" ] || [ "$n" -eq 0 ]; then
+        echo "   $target: exit 0 without libFuzzer's \"Done N runs\" line (log $log)"
+        result="FAILED (did not run)"
+        crashes=$((crashes + 1))
+      fi
+      done_runs=$((done_runs + ${n:-0}))
       break
     fi
     crashes=$((crashes + 1))
@@ -159,6 +220,7 @@ fuzz_target() {  # fuzz_target TARGET
     seed_crash=0
     for f in $(comm -13 <(echo "$before") <(ls "$artifacts" | sort)); do
       keep_input "$target" "$artifacts/$f"
+      print_input "crashing input" "$artifacts/$f"
       # A seed (or grown corpus unit) that crashes would stop every later round at start-up:
       # take it out of the corpus (it is kept above) and go on fuzzing.
       sum=$(sha1sum "$artifacts/$f" | cut -c1-40)
@@ -172,6 +234,11 @@ fuzz_target() {  # fuzz_target TARGET
     done
     [ $seed_crash -eq 0 ] && [ $crashes -ge "$max_crashes" ] && break
   done
+  if [ $round -eq 0 ] || { [ $crashes -eq 0 ] && [ $done_runs -eq 0 ]; }; then
+    echo "   $target: never ran ($round rounds)"
+    result="FAILED (did not run)"
+    crashes=$((crashes + 1))
+  fi
   line=$(printf '%-12s execs %10d  cov %5s  ft %6s  corpus %5d  crashes %d  %s' "$target" "$execs" \
     "${cov:-?}" "${ft:-?}" "$(find "$corpus" -type f | wc -l)" "$crashes" "$result")
   echo "   $line"
@@ -187,7 +254,9 @@ done
 wait
 
 echo "== summary"
+summaries=0
 for target in "${targets[@]}"; do
+  [ -f "$build/logs/summary-$target" ] && summaries=$((summaries + 1))
   echo "   $(cat "$build/logs/summary-$target" 2>/dev/null || echo "$target: no result")"
   crashes=$(cat "$build/logs/crashes-$target" 2>/dev/null || echo 1)
   if [ "$crashes" != 0 ]; then
@@ -195,7 +264,13 @@ for target in "${targets[@]}"; do
     status=1
   fi
 done
+if [ "$summaries" -ne "${#targets[@]}" ]; then
+  failures+=("only $summaries of ${#targets[@]} targets reported")
+  status=1
+fi
 if [ $status -ne 0 ]; then
   echo "== FAILED: ${failures[*]}"
+else
+  echo "== ok: ${#targets[@]} targets fuzzed ${seconds}s each"
 fi
 exit $status

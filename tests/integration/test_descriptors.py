@@ -6,8 +6,6 @@ import json
 import os
 import pathlib
 import shutil
-import struct
-import subprocess
 import tempfile
 import unittest
 
@@ -52,6 +50,7 @@ class DescriptorsThroughMount(unittest.TestCase):
                     self.assertEqual(len(records), len(want["records"]))
                     slices = [s for s in json.loads((mnt / name / "slices.json").read_text())
                               if s["name"].startswith("records/")]
+                    self.assertEqual(len(slices), len(want["records"]))
                     raw = (self.telemetry / name).read_bytes()
                     for s, w in zip(slices, want["records"]):
                         self.assertEqual(s["sequence"], w["sequence"])
@@ -112,6 +111,30 @@ class DescriptorsThroughMount(unittest.TestCase):
                         self.assertEqual(b["ts"], when.strftime("%Y-%m-%dT%H:%M:%S.") + frac + "Z")
                         self.assertEqual((builtin / name / b["path"]).read_bytes(),
                                          (described / name / d["path"]).read_bytes())
+
+    def test_descriptor_search_path(self):
+        """Descriptors load from $XDG_CONFIG_HOME/payloadfs/formats, else from
+        ~/.config/payloadfs/formats (docs: -o formats=DIR): the directories the tests isolate
+        (mounting.py points both at an empty directory)."""
+        home = self.tmp / "home"
+        xdg = self.tmp / "xdg"
+        for d in (home / ".config" / "payloadfs" / "formats", xdg / "payloadfs" / "formats"):
+            d.mkdir(parents=True, exist_ok=True)
+            shutil.copy(FORMATS / "telemetry.json", d / "telemetry.json")
+        first = sorted(self.expected)[0]
+        for env, where in (({"HOME": str(home), "XDG_CONFIG_HOME": ""}, home / ".config"),
+                           ({"HOME": str(self.tmp / "nohome"), "XDG_CONFIG_HOME": str(xdg)}, xdg),
+                           ({}, None)):
+            with self.subTest(env=env), mounted(self.telemetry, env=env) as mnt:
+                formats = json.loads((mnt / ".payloadfs" / "formats.json").read_text())
+                sources = [f["source"] for f in formats if f["source"] != "built-in"]
+                header = json.loads((mnt / first / "header.json").read_text())
+                if where is None:  # the tests' own environment: nothing but the built-ins
+                    self.assertEqual(sources, [])
+                    self.assertEqual(header["format"], "unknown")
+                else:
+                    self.assertEqual(sources, [str(where / "payloadfs" / "formats" / "telemetry.json")])
+                    self.assertEqual(header["format"], "telemetry")
 
     def test_bad_descriptor_stops_the_mount(self):
         formats = self.tmp / "badformats"

@@ -1,9 +1,11 @@
 """Limits through a real mount: huge directories, empty and 100 GB sparse files, odd names,
 the daemon's memory after many payloads, and more payloads than the daemon's fd limit.
 
-Each test is bounded in time. Under the ASan build (PAYLOADFS_SANITIZED=1) the time bounds
-are looser and the RssAnon ceilings are not checked (the sanitizer's shadow memory and
-quarantine are anonymous memory too), but every walk still runs.
+No test asserts how long anything takes (performance belongs to scripts/bench and
+docs/benchmarks.md); the subprocess timeouts below and ctest's per-module TIMEOUT only turn a
+hang into a failure. Under the ASan build (PAYLOADFS_SANITIZED=1) the trees are smaller and the
+RssAnon ceilings are not checked (the sanitizer's shadow memory and quarantine are anonymous
+memory too), but every walk still runs.
 """
 import codecs
 import contextlib
@@ -17,7 +19,6 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-import time
 import unittest
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from mounting import daemon_pid, mounted, open_fd_count, proc_status_kib
 
 SANITIZED = os.environ.get("PAYLOADFS_SANITIZED") == "1"
-SLOWDOWN = 4 if SANITIZED else 1
+HANG_GUARD = 600 if SANITIZED else 300  # seconds for one `ls -f` of 100,000 entries
 # Tree sizes of the walks: smaller under ASan, where each request costs several times more.
 MEMORY_WALK_PAYLOADS = 5_000 if SANITIZED else 10_000
 FD_WALK_PAYLOADS = 2_000 if SANITIZED else 5_000
@@ -119,19 +120,16 @@ class LimitsTest(unittest.TestCase):
         for name in names:
             os.close(os.open(many / name, os.O_CREAT | os.O_WRONLY, 0o644))
         with mounted(self.src) as mnt:
-            started = time.monotonic()
             listed = {}
             with os.scandir(mnt / "many") as it:
                 for entry in it:
                     listed[entry.name] = entry.is_dir(follow_symlinks=False)
-            took = time.monotonic() - started
             self.assertEqual(len(listed), count)
             self.assertEqual(set(listed), set(names))
             self.assertTrue(all(listed.values()), "every payload is listed as a directory")
-            self.assertLess(took, 20 * SLOWDOWN, "listing 100,000 payloads")
 
             ls = subprocess.run(["ls", "-f", mnt / "many"], capture_output=True, check=True,
-                                timeout=60 * SLOWDOWN)
+                                timeout=HANG_GUARD)
             self.assertEqual(len(ls.stdout.splitlines()), count + 2)  # with . and ..
 
             for name in (names[0], names[count // 2], names[-1]):
@@ -178,9 +176,7 @@ class LimitsTest(unittest.TestCase):
         write_file(self.src / "big.npy", header, len(header) + 4 * items)
         self.assertLess(os.stat(self.src / "big.bin").st_blocks * 512, 1 << 20, "not sparse")
         with mounted(self.src) as mnt:
-            started = time.monotonic()
             header_json = json.loads(read_all(mnt / "big.bin" / "header.json"))
-            self.assertLess(time.monotonic() - started, 5 * SLOWDOWN, "header.json of 100 GB")
             self.assertEqual(header_json["size"], size)
             self.assertEqual(header_json["magic"], b"head".hex())
 
@@ -250,10 +246,10 @@ class LimitsTest(unittest.TestCase):
             bad = json.loads(read_all(os.path.join(d, bad_name, b"header.json")))
             self.assertEqual(bad["path"], escaped(dir_name + b"/" + bad_name))
             self.assertTrue(bad["errors"])
+            # The control file's paths use the same escape.
             errors_json = mnt / ".payloadfs" / "errors.json"
-            if errors_json.exists():  # the control file's paths use the same escape
-                listed = [p["path"] for p in json.loads(read_all(errors_json))["payloads"]]
-                self.assertIn(escaped(dir_name + b"/" + bad_name), listed)
+            listed = [p["path"] for p in json.loads(read_all(errors_json))["payloads"]]
+            self.assertIn(escaped(dir_name + b"/" + bad_name), listed)
 
     def walk(self, mnt, paths, size, on_each=None):
         """Reads every payload's header.json and 4 KiB of its raw slice; returns the count."""
@@ -275,9 +271,7 @@ class LimitsTest(unittest.TestCase):
         paths, _, size = make_npy_tree(self.src, MEMORY_WALK_PAYLOADS)
         with mounted(self.src) as mnt:
             pid = daemon_pid(mnt)
-            started = time.monotonic()
             self.assertEqual(self.walk(mnt, paths, size), MEMORY_WALK_PAYLOADS)
-            self.assertLess(time.monotonic() - started, 40 * SLOWDOWN)
             counters = stats(mnt)
             self.assertGreaterEqual(counters["payloads_built"], MEMORY_WALK_PAYLOADS)
             self.assertGreater(counters["payload_cache_evictions"], 0)  # the bound was hit

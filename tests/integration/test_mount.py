@@ -7,11 +7,11 @@ import shutil
 import signal
 import stat
 import struct
-import subprocess
 import tempfile
 import unittest
 
-from mounting import BIN, FIXTURES, PYTHON, mounted, run, tree_digest, unmount, wait_until, is_mounted
+from mounting import (BIN, FIXTURES, PYTHON, ForegroundDaemon, is_mounted, is_serving, mounted,
+                      mounted_in_background, run, tree_digest, unmount, wait_until)
 
 
 def build_source(root: pathlib.Path):
@@ -216,7 +216,11 @@ print("ok")
                     self.assertTrue(all(isinstance(e, str) and e for e in header["errors"]))
                     raw = (self.src / "malformed" / name).read_bytes()
                     self.assertEqual((bad / name / "range" / f"0+{len(raw)}").read_bytes(), raw)
-                    self.assertTrue((bad / name / "magic").read_bytes() == raw[:len((bad / name / "magic").read_bytes())])
+                    # npy's signature; safetensors has none: its first 4 bytes (docs/layout.md).
+                    signature = b"\x93NUMPY" if name.endswith(".npy") else raw[:4]
+                    self.assertEqual(header["format"], name.rpartition(".")[2])
+                    self.assertEqual((bad / name / "magic").read_bytes(), signature)
+                    self.assertEqual(header["magic"], signature.hex())
             past = json.loads((bad / "past_eof.safetensors" / "header.json").read_text())
             self.assertEqual(past["format"], "safetensors")
             self.assertIn("runs past the end", past["errors"][0])
@@ -309,18 +313,20 @@ print("ok")
         f.write_bytes(b"A" * 100)
         try:
             with mounted(src, "-o", "attr_timeout=0,entry_timeout=0,negative_timeout=0") as mnt:
-                held = open(mnt / "f.bin" / "range" / "0-100", "rb")
-                self.assertEqual(json.loads((mnt / "f.bin" / "header.json").read_text())["size"], 100)
-                f.write_bytes(b"B" * 50)
-                os.utime(f, ns=(1, 1_000_000_000))
-                self.assertEqual(json.loads((mnt / "f.bin" / "header.json").read_text())["size"], 50)
-                self.assertEqual((mnt / "f.bin" / "range" / "0-50").read_bytes(), b"B" * 50)
-                self.assertFalse(os.path.exists(mnt / "f.bin" / "range" / "0-100"))
-                # The handle opened before the change keeps its version's bounds: past the
-                # file's current end the reader gets an error, never stale bytes.
-                with self.assertRaises(OSError):
-                    held.read()
-                held.close()
+                with open(mnt / "f.bin" / "range" / "0-100", "rb") as held:
+                    self.assertEqual(json.loads((mnt / "f.bin" / "header.json").read_text())["size"], 100)
+                    f.write_bytes(b"B" * 50)
+                    os.utime(f, ns=(1, 1_000_000_000))
+                    self.assertEqual(json.loads((mnt / "f.bin" / "header.json").read_text())["size"], 50)
+                    self.assertEqual((mnt / "f.bin" / "range" / "0-50").read_bytes(), b"B" * 50)
+                    self.assertFalse(os.path.exists(mnt / "f.bin" / "range" / "0-100"))
+                    # The handle opened before the change keeps its version's bounds, never
+                    # serving stale bytes: with no attribute cache the kernel revalidates the
+                    # node before the read, and a range the new version lacks is ESTALE
+                    # (docs/layout.md, "Caching and change").
+                    with self.assertRaises(OSError) as ctx:
+                        held.read()
+                    self.assertEqual(ctx.exception.errno, errno.ESTALE, ctx.exception)
                 (src / "new.bin").write_bytes(b"new")
                 self.assertIn("new.bin", os.listdir(mnt))
                 f.unlink()
@@ -378,15 +384,28 @@ print("ok")
                 self.assertEqual(b"".join(chunks), data.read_bytes()[:70])
 
     def test_inspect_without_mounting(self):
+        """--inspect against numpy's own reading of the header (the reference), and against
+        the mount (a consistency check: both are payloadfs's code)."""
         path = self.src / "arrays" / "structured.npy"
         out = json.loads(run(BIN, "--inspect", path).stdout)
         self.assertEqual(out["format"], "npy")
+        want = self.numpy_expected["structured"]
+        for key in ("version", "descr", "shape", "fortran_order"):
+            self.assertEqual(out["header"][key], want[key], key)
         with mounted(self.src) as mnt:
             via_mount = json.loads((mnt / "arrays" / "structured.npy" / "header.json").read_text())
         self.assertEqual(out["header"], via_mount["header"])
         slices = json.loads(run(BIN, "--inspect", path, "--slices").stdout)
-        self.assertEqual(slices[0]["name"], "data")
+        self.assertEqual(len(slices), 1)
+        self.assertEqual((slices[0]["name"], slices[0]["offset"], slices[0]["length"]),
+                         ("data", want["data_offset"], want["length"]))
         self.assertNotEqual(run(BIN, "--inspect", self.tmp / "missing", check=False).returncode, 0)
+
+    def test_no_descriptor_is_loaded_by_default(self):
+        """The tests' daemons see only the built-in formats: HOME is isolated (mounting.py)."""
+        with mounted(self.src) as mnt:
+            formats = json.loads((mnt / ".payloadfs" / "formats.json").read_text())
+        self.assertEqual({f["source"] for f in formats}, {"built-in"}, formats)
 
 
 class LifecycleTest(unittest.TestCase):
@@ -397,10 +416,20 @@ class LifecycleTest(unittest.TestCase):
         (self.src / "x.bin").write_bytes(b"hello")
         self.mnt = self.tmp / "mnt"
         self.mnt.mkdir()
+        self.log = self.tmp / "daemon.log"
+        self.daemons = []
 
     def tearDown(self):
         unmount(self.mnt)
+        for daemon in self.daemons:
+            daemon.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def foreground(self, *options):
+        daemon = ForegroundDaemon(self.src, self.mnt, *options, log_path=self.log)
+        self.daemons.append(daemon)
+        daemon.wait_serving()
+        return daemon
 
     def check_usage_error(self, *args, contains):
         result = run(BIN, *args, check=False)
@@ -420,47 +449,45 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(run(BIN, "--version").returncode, 0)
         self.assertIn(b"usage", run(BIN, "--help").stdout)
 
-    def test_unmount_and_relaunch(self):
+    def test_unmount_and_relaunch_in_the_background(self):
+        """The daemonizing start users use: returns once the mount serves; after fusermount3
+        -u the daemonized process exits with status 0 (mounted_in_background checks)."""
         for _ in range(2):
-            run(BIN, self.src, self.mnt)
-            self.assertTrue(is_mounted(self.mnt))
-            self.assertEqual((self.mnt / "x.bin" / "range" / "0-5").read_bytes(), b"hello")
-            run("fusermount3", "-u", self.mnt)
-            wait_until(lambda: not is_mounted(self.mnt), what="unmount")
+            with mounted_in_background(self.src, mnt=self.mnt) as (mnt, pid):
+                self.assertTrue(is_mounted(mnt))
+                self.assertNotEqual(pid, os.getpid())
+                self.assertEqual((mnt / "x.bin" / "range" / "0-5").read_bytes(), b"hello")
+            self.assertFalse(is_mounted(self.mnt))
+            self.assertFalse(os.path.exists(f"/proc/{pid}"), "the daemon outlived its mount")
 
     def test_signals_unmount_cleanly(self):
         for sig, options in ((signal.SIGTERM, []), (signal.SIGINT, []),
                              (signal.SIGTERM, ["-o", "spin_us=100"])):
-            proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f", *options])
-            wait_until(lambda: is_mounted(self.mnt), what="mount")
-            self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
-            proc.send_signal(sig)
-            self.assertEqual(proc.wait(timeout=15), 0, options)
-            self.assertFalse(is_mounted(self.mnt))
+            with self.subTest(signal=sig.name, options=options):
+                daemon = self.foreground(*options)
+                self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
+                daemon.proc.send_signal(sig)
+                daemon.check_exit(context=f"after {sig.name}")
+                self.assertFalse(is_mounted(self.mnt))
 
     def test_spinning_loop_ends_on_unmount(self):
-        proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f", "-o", "spin_us=100"])
-        try:
-            wait_until(lambda: is_mounted(self.mnt), what="mount")
-            self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
-            run("fusermount3", "-u", self.mnt)
-            self.assertEqual(proc.wait(timeout=15), 0)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        daemon = self.foreground("-o", "spin_us=100")
+        self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
+        run("fusermount3", "-u", self.mnt)
+        daemon.check_exit(context="after fusermount3 -u")
 
     def test_sigkill_leaves_a_mount_that_can_be_cleared(self):
-        proc = subprocess.Popen([BIN, str(self.src), str(self.mnt), "-f"])
-        wait_until(lambda: is_mounted(self.mnt), what="mount")
-        proc.kill()
-        proc.wait()
+        daemon = self.foreground()
+        daemon.kill()
+        self.assertEqual(daemon.proc.returncode, -signal.SIGKILL)
+        self.assertTrue(is_mounted(self.mnt))  # a dead mount: still in the mount table,
+        self.assertFalse(is_serving(self.mnt))  # but nobody answers
         result = run(BIN, self.src, self.mnt, check=False)
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("fusermount3 -u", result.stderr.decode())
         run("fusermount3", "-u", self.mnt)
-        run(BIN, self.src, self.mnt)
-        self.assertEqual((self.mnt / "x.bin" / "magic").read_bytes(), b"hell")
+        with mounted_in_background(self.src, mnt=self.mnt) as (mnt, _):
+            self.assertEqual((mnt / "x.bin" / "magic").read_bytes(), b"hell")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Logging, .payloadfs/stats.json and errors.json, and --inspect over many files."""
+import errno
 import gzip
 import json
 import os
@@ -27,10 +28,13 @@ def read_many_times(payload_dir, times=5):
 
 
 def header_or_none(payload_dir):
-    """header.json, or None while a replaced source is still being invalidated (ESTALE)."""
+    """header.json, or None while a replaced source is still being invalidated (ESTALE);
+    any other error is raised."""
     try:
         return json.loads((payload_dir / "header.json").read_text())
-    except OSError:
+    except OSError as e:
+        if e.errno != errno.ESTALE:
+            raise
         return None
 
 

@@ -19,7 +19,8 @@ import tempfile
 import textwrap
 import unittest
 
-from mounting import BIN, FIXTURES, PYTHON, is_mounted, mounted, run, wait_until
+from mounting import (BIN, FIXTURES, PYTHON, DaemonizedWatch, daemon_env, is_mounted, mounted,
+                      requirement, run)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FORMATS = REPO / "examples" / "formats"
@@ -57,6 +58,13 @@ IN_NAMESPACE = textwrap.dedent("""\
     trap 'if mountpoint -q "$mnt"; then umount -l "$mnt"; fi' EXIT
     mount --bind "$bin_dir" {shell_path}
     "$@"
+    # The daemon mount.fuse3 started (its command line names the mount point), for its fate.
+    for proc in /proc/[0-9]*; do
+      argv0=$(tr '\\0' '\\n' <"$proc/cmdline" 2>/dev/null | head -n 1) || continue
+      if [ "${{argv0##*/}}" = payloadfs ] && tr '\\0' '\\n' <"$proc/cmdline" 2>/dev/null | grep -qxF "$mnt"; then
+        echo "${{proc#/proc/}}" >>"$out/pids"
+      fi
+    done
     findmnt -n -o FSTYPE,SOURCE,OPTIONS --mountpoint "$mnt" >"$out/findmnt"
     cat "$mnt/f4_2d.npy/header.json" >"$out/npy.json"
     cat "$mnt/flight-000.tlm/header.json" >"$out/telemetry.json"
@@ -65,8 +73,8 @@ IN_NAMESPACE = textwrap.dedent("""\
     """).format(shell_path=SHELL_PATH)
 
 
-@unittest.skipUnless(os.geteuid() == 0, "mount(8) with a fuse.* type needs root")
-@unittest.skipIf(find_mount_helper() is None, "mount.fuse3 (package fuse3) is not installed")
+@requirement(os.geteuid() == 0, "mount(8) with a fuse.* type needs root")
+@requirement(find_mount_helper() is not None, "mount.fuse3 (package fuse3) is not installed")
 class SystemMount(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -85,8 +93,11 @@ class SystemMount(unittest.TestCase):
         # reached payloadfs through mount(8) and mount.fuse3.
         run(PYTHON, REPO / "scripts" / "gen-telemetry.py", cls.src, "--files", "1",
             "--records", "10")
-        # The same header.json without a mount ("path" is the path as given).
+        # The same header.json without a mount ("path" is the path as given): a consistency
+        # check (both are payloadfs's code) that the mount(8) route serves what a direct run
+        # does; check_what_was_mounted() also compares with numpy's reading.
         cls.want_npy = json.loads(run(BIN, "--inspect", "f4_2d.npy", cwd=cls.src).stdout)
+        cls.numpy_npy = json.loads((FIXTURES / "numpy" / "expected.json").read_text())["f4_2d"]
 
     def setUp(self):
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="case-", dir=self.tmp))
@@ -102,14 +113,25 @@ class SystemMount(unittest.TestCase):
         shutil.rmtree(self.work, ignore_errors=True)
 
     def mount_in_namespace(self, *mount_cmd):
-        env = dict(os.environ, PATH=f"{self.bin_dir}:{os.environ.get('PATH', os.defpath)}")
-        result = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "bash", "-c", IN_NAMESPACE,
-             "in-namespace", self.bin_dir, self.mnt, self.out, *map(str, mount_cmd)],
-            capture_output=True, text=True, timeout=60, env=env)
-        self.assertEqual(result.returncode, 0, f"mount in a namespace failed:\n{result.stderr}")
-        # umount(8) ended the FUSE connection: the daemon exits by itself.
-        wait_until(lambda: not daemons_serving(self.mnt), what="payloadfs to exit after umount")
+        # The daemon mount.fuse3 starts becomes our child (DaemonizedWatch): after umount(8)
+        # ended the FUSE connection it must exit by itself, with status 0, no sanitizer report.
+        watch = DaemonizedWatch()
+        try:
+            env = daemon_env(dict(watch.env, PATH=f"{self.bin_dir}:{os.environ.get('PATH', os.defpath)}"))
+            result = subprocess.run(
+                ["unshare", "--mount", "--propagation", "private", "bash", "-c", IN_NAMESPACE,
+                 "in-namespace", self.bin_dir, self.mnt, self.out, *map(str, mount_cmd)],
+                capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(result.returncode, 0, f"mount in a namespace failed:\n{result.stderr}")
+            pids = [int(p) for p in (self.out / "pids").read_text().split()]
+            self.assertEqual(len(pids), 1, f"daemons found for {self.mnt}: {pids}")
+            problems = watch.problems(pids[0])
+            self.assertEqual(problems, [], f"payloadfs started by mount(8), pid {pids[0]}")
+            self.assertEqual(daemons_serving(self.mnt), [])
+        finally:
+            for pid in daemons_serving(self.mnt):
+                watch.kill(pid)
+            watch.close()
         self.assertFalse(is_mounted(self.mnt))
 
     def check_what_was_mounted(self):
@@ -117,7 +139,10 @@ class SystemMount(unittest.TestCase):
         self.assertEqual(fstype, "fuse.payloadfs")
         self.assertEqual(source, str(self.src.resolve()))
         self.assertIn("ro", options.split(","))
-        self.assertEqual(json.loads((self.out / "npy.json").read_text()), self.want_npy)
+        npy = json.loads((self.out / "npy.json").read_text())
+        self.assertEqual(npy, self.want_npy)
+        for key in ("version", "descr", "shape", "fortran_order"):
+            self.assertEqual(npy["header"][key], self.numpy_npy[key], key)
         telemetry = json.loads((self.out / "telemetry.json").read_text())
         self.assertEqual(telemetry["format"], "telemetry")
         self.assertNotIn("errors", telemetry)
@@ -140,7 +165,7 @@ class SystemMount(unittest.TestCase):
         self.check_what_was_mounted()
 
 
-@unittest.skipUnless(os.path.exists("/dev/fuse"), "needs /dev/fuse")
+@requirement(os.path.exists("/dev/fuse"), "needs /dev/fuse")
 class FstabOptionsRunDirectly(unittest.TestCase):
     """payloadfs run by hand or from a unit with the options of an fstab line."""
 
