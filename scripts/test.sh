@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what is missing, builds the dev build
-# (g++, -Werror) and a sanitizer build (clang, ASan+UBSan, -Werror, with the libFuzzer targets),
-# checks the .deb built from the dev build, runs every unit and mount test in both builds under
-# ctest, then a bounded fuzz run of every target (FUZZ_SECONDS each, default 10) seeded with the
-# real-file fixtures.
+# (g++, -Werror), a sanitizer build (clang, ASan+UBSan, -Werror, with the libFuzzer targets)
+# and the daemon under ThreadSanitizer, checks the .deb built from the dev build, runs every
+# unit and mount test in the first two builds under ctest and the concurrency mount tests
+# (churn, shutdown) against the ThreadSanitizer daemon, then a bounded fuzz run of every target
+# (FUZZ_SECONDS each, default 10) seeded with the real-file fixtures.
 # Mount tests need /dev/fuse and root (or fusermount3 for the user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,10 @@ echo "== sanitizer and fuzz build (clang, ASan+UBSan)"
 CC=clang CXX=clang++ build build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DPAYLOADFS_FUZZ=ON
 
+echo "== the daemon under ThreadSanitizer (clang)"
+CC=clang CXX=clang++ build build/tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
+  -DPAYLOADFS_SANITIZE_THREAD=ON -DPAYLOADFS_TESTS=OFF
+
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 status=0
@@ -33,6 +38,14 @@ for dir in build/dev build/asan; do
   echo "== ctest in $dir"
   ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$jobs" || status=1
 done
+
+# Any report makes the daemon exit 66, which the tests check along with its log.
+echo "== concurrency mount tests against the ThreadSanitizer daemon"
+(cd tests/integration &&
+  TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1" \
+    PAYLOADFS_BIN="$PWD/../../build/tsan/fs/payloadfs" PAYLOADFS_SANITIZED=1 \
+    PAYLOADFS_FIXTURES="$PWD/../../build/dev/tests/fixtures" \
+    timeout 600 /usr/bin/python3 -m unittest -v test_churn test_shutdown) || status=1
 
 echo "== fuzz"
 unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
