@@ -14,6 +14,7 @@
 
 #include "core/byte_source.hpp"
 #include "core/checked_math.hpp"
+#include "core/heap_size.hpp"
 #include "core/hex.hpp"
 #include "core/json_text.hpp"
 
@@ -22,18 +23,6 @@ namespace {
 
 constexpr uint64_t kDefaultMagicBytes = 4;
 constexpr uint64_t kMaxMagicBytes = 64;
-
-// What glibc malloc takes for a request of `n` bytes: a 16-byte multiple with 8 bytes of
-// header, at least 32; past the mmap threshold (128 KiB by default), whole pages.
-size_t chunk_bytes(size_t n) {
-  if (n == 0) return 0;
-  if (n >= (128 << 10)) return (n + 16 + 4095) & ~size_t{4095};
-  return std::max<size_t>(32, (n + 8 + 15) & ~size_t{15});
-}
-
-size_t string_heap(const std::string& s) {
-  return s.capacity() > 15 ? chunk_bytes(s.capacity() + 1) : 0;
-}
 
 // The heap a JSON value holds: nlohmann allocates every object, array and string separately.
 size_t json_heap(const Json& json) {

@@ -3,21 +3,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/heap_size.hpp"
+
 namespace payloadfs {
 namespace {
 constexpr size_t kSuffixRoom = 12;  // "~" and up to 11 digits
-
-// What glibc malloc takes for a request of `n` bytes: a 16-byte multiple with 8 bytes of
-// header, at least 32; past the mmap threshold (128 KiB by default), whole pages.
-size_t chunk_bytes(size_t n) {
-  if (n == 0) return 0;
-  if (n >= (128 << 10)) return (n + 16 + 4095) & ~size_t{4095};
-  return std::max<size_t>(32, (n + 8 + 15) & ~size_t{15});
-}
-
-size_t string_heap(const std::string& s) {
-  return s.capacity() > 15 ? chunk_bytes(s.capacity() + 1) : 0;
-}
 
 // An unordered_map<std::string, uint32_t>: its bucket array and one node per element (next
 // pointer, key, value and cached hash).
