@@ -470,10 +470,7 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   entry.attr.st_ino = entry.ino;
   entry.generation = 0;
   entry.attr_timeout = attr_timeout(k);
-  // range/ names are unbounded (any reader can make any number of them): with no entry
-  // timeout the kernel drops each one's dentry once unused and forgets its node, so the table
-  // holds only the ranges in use.
-  entry.entry_timeout = k.kind == NodeKind::range_file ? 0.0 : entry_timeout(parent_of(k.path));
+  entry.entry_timeout = entry_timeout(parent_of(k.path));
   fuse_reply_entry(req, &entry);
 }
 
