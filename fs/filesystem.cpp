@@ -856,16 +856,22 @@ void Filesystem::read_by_pread(fuse_req_t req, OpenFile& file, uint64_t offset, 
     if (cancelled) return reply_error(req, EIO);
     UniqueFd once;  // this read's own descriptor, when the budget lets the handle keep none
     int fd = -1;
+    int error = 0;
     {
+      // Never reply inside: once replied, release() may free `file`, and its mutex with it.
       const std::lock_guard lock(file.source_mutex);
       if (!file.source.valid()) {
         auto opened = source_of_version(*file.payload);
-        if (const int* err = std::get_if<int>(&opened)) return reply_error(req, *err);
-        once = std::move(std::get<UniqueFd>(opened));
-        if (!sources_.spent()) file.source = sources_.hold(std::move(once));
+        if (const int* err = std::get_if<int>(&opened)) {
+          error = *err;
+        } else {
+          once = std::move(std::get<UniqueFd>(opened));
+          if (!sources_.spent()) file.source = sources_.hold(std::move(once));
+        }
       }
-      fd = file.source.valid() ? file.source.get() : once.get();
+      if (error == 0) fd = file.source.valid() ? file.source.get() : once.get();
     }
+    if (error != 0) return reply_error(req, error);
     // One buffer a pool thread, as large as the largest read (FUSE's max_read).
     thread_local std::vector<char> buffer;
     buffer.resize(std::max(buffer.size(), count));

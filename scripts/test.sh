@@ -3,7 +3,7 @@
 # (g++, -Werror), a sanitizer build (clang, ASan+UBSan, -Werror, with the libFuzzer targets)
 # and the daemon under ThreadSanitizer, checks the .deb built from the dev build, runs every
 # unit and mount test in the first two builds under ctest and the concurrency mount tests
-# (churn, shutdown) against the ThreadSanitizer daemon, then a bounded fuzz run of every target
+# (churn, shutdown, failing sources) against the ThreadSanitizer daemon, then a bounded fuzz run of every target
 # (FUZZ_SECONDS each, default 10) seeded with the real-file fixtures.
 # Mount tests need /dev/fuse and root (or fusermount3 for the user).
 set -euo pipefail
@@ -45,7 +45,8 @@ echo "== concurrency mount tests against the ThreadSanitizer daemon"
   TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1" \
     PAYLOADFS_BIN="$PWD/../../build/tsan/fs/payloadfs" PAYLOADFS_SANITIZED=1 \
     PAYLOADFS_FIXTURES="$PWD/../../build/dev/tests/fixtures" \
-    timeout 600 /usr/bin/python3 -m unittest -v test_churn test_shutdown) || status=1
+    PAYLOADFS_FAULTFS="$PWD/../../build/dev/tests/payloadfs_faultfs" \
+    timeout 600 /usr/bin/python3 -m unittest -v test_churn test_shutdown test_faults) || status=1
 
 echo "== fuzz"
 unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
