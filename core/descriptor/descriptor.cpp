@@ -1305,7 +1305,7 @@ std::variant<std::unique_ptr<DescriptorFormat>, LoadError> parse_descriptor(
   Json root;
   try {
     root = Json::parse(json_text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range (406) for numbers
     return LoadError{file + ": invalid JSON: " + e.what()};
   }
   auto compiled = std::make_unique<Compiled>();

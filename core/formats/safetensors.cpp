@@ -122,7 +122,8 @@ class Safetensors final : public Format {
     nlohmann::json doc;
     try {
       doc = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for
+      // numbers no double holds (406)
       layout.add_error(std::string("header is not valid JSON: ") + e.what());
       return layout;
     }
