@@ -10,7 +10,7 @@ packages=(
   # run
   fuse3
   # tests: GoogleTest, and the real tools that write and check fixtures
-  googletest libgtest-dev python3 python3-numpy xxd jq attr coreutils
+  googletest libgtest-dev libbenchmark-dev python3 python3-numpy xxd jq attr coreutils
   sqlite3 sqlite3-tools pngcheck python3-pil sox python3-soundfile
   tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
   tshark tcpdump python3-scapy

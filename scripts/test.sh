@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone: installs what is missing, builds the dev build
-# (g++, -Werror), a sanitizer build (clang, ASan+UBSan, -Werror, with the libFuzzer targets)
-# and the daemon under ThreadSanitizer, checks the .deb built from the dev build, runs every
-# unit and mount test in the first two builds under ctest and the concurrency mount tests
-# (churn, shutdown, failing sources) against the ThreadSanitizer daemon, then a bounded fuzz run of every target
+# (g++, -Werror, with the microbenchmarks, which ctest runs once briefly), a sanitizer build
+# (clang, ASan+UBSan, -Werror, with the libFuzzer targets) and the daemon under
+# ThreadSanitizer, checks the .deb built from the dev build, runs every unit and mount test in
+# the first two builds under ctest and the concurrency mount tests (churn, shutdown, failing
+# sources) against the ThreadSanitizer daemon, then a bounded fuzz run of every target
 # (FUZZ_SECONDS each, default 10) seeded with the real-file fixtures.
 # Mount tests need /dev/fuse and root (or fusermount3 for the user).
 set -euo pipefail
@@ -20,7 +21,7 @@ build() {  # build DIR [cmake args...]
 }
 
 echo "== dev build (g++)"
-build build/dev -DCMAKE_BUILD_TYPE=RelWithDebInfo
+build build/dev -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAYLOADFS_MICROBENCH=ON
 echo "== the .deb: contents, dependencies, payloadfs --version from an extracted copy"
 ./scripts/check-package.sh build/dev
 echo "== sanitizer and fuzz build (clang, ASan+UBSan)"
