@@ -25,7 +25,12 @@ std::vector<std::string> descriptor_dirs(const std::optional<std::string>& expli
   } else if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') {
     dirs.push_back(std::string(home) + "/.config/payloadfs/formats");
   }
-  dirs.push_back("/etc/payloadfs/formats");
+  // Packagers and test suites redirect the system directory; an empty value reads none.
+  if (const char* system = std::getenv("PAYLOADFS_SYSTEM_FORMATS"); system != nullptr) {
+    if (*system != '\0') dirs.push_back(system);
+  } else {
+    dirs.push_back(kSystemDescriptorDir);
+  }
   return dirs;
 }
 

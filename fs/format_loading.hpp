@@ -10,8 +10,11 @@
 
 namespace payloadfs {
 
+inline constexpr const char* kSystemDescriptorDir = "/etc/payloadfs/formats";
+
 // Descriptor directories in load order: `explicit_dir` (-o formats=DIR), then
-// $XDG_CONFIG_HOME/payloadfs/formats (~/.config when unset), then /etc/payloadfs/formats.
+// $XDG_CONFIG_HOME/payloadfs/formats (~/.config when unset), then the system directory:
+// $PAYLOADFS_SYSTEM_FORMATS when set (none when empty), else kSystemDescriptorDir.
 [[nodiscard]] std::vector<std::string> descriptor_dirs(
     const std::optional<std::string>& explicit_dir);
 

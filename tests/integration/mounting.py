@@ -8,10 +8,10 @@ with the log's tail. mounted_in_background() starts payloadfs the way users do (
 daemonizes), and checks the same of the daemonized process.
 
 Importing this module isolates the configuration payloadfs reads: HOME and XDG_CONFIG_HOME
-point at an empty directory for this process and everything it starts (payloadfs loads
-descriptors from $XDG_CONFIG_HOME/payloadfs/formats, else ~/.config/payloadfs/formats, and
-from /etc/payloadfs/formats, see fs/format_loading.cpp). /etc/payloadfs/formats cannot be
-redirected: a mount refuses to start while it holds descriptors.
+point at an empty directory for this process and everything it starts, and
+PAYLOADFS_SYSTEM_FORMATS at an empty directory instead of /etc/payloadfs/formats (payloadfs
+loads descriptors from $XDG_CONFIG_HOME/payloadfs/formats, else ~/.config/payloadfs/formats,
+then from the system directory, see fs/format_loading.cpp).
 
 CI (env CI set, as in CI, where everything is installed and the tests run as root): a test
 whose requirement is missing fails instead of skipping (see requirement()).
@@ -48,17 +48,9 @@ ISOLATED_HOME = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-home-"))
 atexit.register(shutil.rmtree, ISOLATED_HOME, ignore_errors=True)
 os.environ["HOME"] = str(ISOLATED_HOME)
 os.environ["XDG_CONFIG_HOME"] = str(ISOLATED_HOME / ".config")
-SYSTEM_DESCRIPTOR_DIR = pathlib.Path("/etc/payloadfs/formats")
-
-
-def check_no_system_descriptors():
-    """Every payloadfs loads /etc/payloadfs/formats/*.json (no option or variable turns that
-    off): descriptors there would change what every test sees."""
-    found = sorted(SYSTEM_DESCRIPTOR_DIR.glob("*.json")) if SYSTEM_DESCRIPTOR_DIR.is_dir() else []
-    if found:
-        raise RuntimeError(
-            f"{SYSTEM_DESCRIPTOR_DIR} holds descriptors ({', '.join(p.name for p in found)}) "
-            "that every payloadfs loads: the tests need it empty or absent")
+SYSTEM_DESCRIPTOR_DIR = ISOLATED_HOME / "system-formats"
+SYSTEM_DESCRIPTOR_DIR.mkdir()
+os.environ["PAYLOADFS_SYSTEM_FORMATS"] = str(SYSTEM_DESCRIPTOR_DIR)
 
 
 def daemon_env(extra=None):
@@ -198,7 +190,6 @@ class ForegroundDaemon:
     """payloadfs SRC MNT OPTIONS... -f, with stdout and stderr in `log_path`."""
 
     def __init__(self, source, mnt, *options, log_path, preexec_fn=None, env=None):
-        check_no_system_descriptors()
         self.source, self.mnt, self.log_path = source, pathlib.Path(mnt), pathlib.Path(log_path)
         cmd = [BIN, str(source), str(mnt), *map(str, options), "-f"]
         ensure_fusectl()
@@ -396,7 +387,6 @@ def mounted_in_background(source, *options, mnt=None):
     returns once the mount serves requests. Yields the mount point (a fresh one unless `mnt`)
     and the daemon's pid; after the unmount the daemonized process must exit by itself with
     status 0 and leave no sanitizer report (DaemonizedWatch)."""
-    check_no_system_descriptors()
     own_mnt = mnt is None
     mnt = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-mnt-")) if own_mnt else pathlib.Path(mnt)
     watch = DaemonizedWatch()

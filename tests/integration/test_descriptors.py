@@ -113,27 +113,48 @@ class DescriptorsThroughMount(unittest.TestCase):
                                          (described / name / d["path"]).read_bytes())
 
     def test_descriptor_search_path(self):
-        """Descriptors load from $XDG_CONFIG_HOME/payloadfs/formats, else from
-        ~/.config/payloadfs/formats (docs: -o formats=DIR): the directories the tests isolate
-        (mounting.py points both at an empty directory)."""
+        """Descriptors load from -o formats=DIR, then $XDG_CONFIG_HOME/payloadfs/formats (else
+        ~/.config/payloadfs/formats), then the system directory ($PAYLOADFS_SYSTEM_FORMATS,
+        else /etc/payloadfs/formats), and of one name the first directory's wins
+        (docs/descriptors.md). The same descriptor sits in each directory; formats.json says
+        which file the mount loaded, and the header which format it parsed with."""
         home = self.tmp / "home"
         xdg = self.tmp / "xdg"
-        for d in (home / ".config" / "payloadfs" / "formats", xdg / "payloadfs" / "formats"):
+        explicit = self.tmp / "explicit"
+        system = self.tmp / "system"
+        home_dir = home / ".config" / "payloadfs" / "formats"
+        xdg_dir = xdg / "payloadfs" / "formats"
+        for d in (home_dir, xdg_dir, explicit, system):
             d.mkdir(parents=True, exist_ok=True)
             shutil.copy(FORMATS / "telemetry.json", d / "telemetry.json")
+        empty = self.tmp / "empty"
+        empty.mkdir(exist_ok=True)
         first = sorted(self.expected)[0]
-        for env, where in (({"HOME": str(home), "XDG_CONFIG_HOME": ""}, home / ".config"),
-                           ({"HOME": str(self.tmp / "nohome"), "XDG_CONFIG_HOME": str(xdg)}, xdg),
-                           ({}, None)):
-            with self.subTest(env=env), mounted(self.telemetry, env=env) as mnt:
-                formats = json.loads((mnt / ".payloadfs" / "formats.json").read_text())
-                sources = [f["source"] for f in formats if f["source"] != "built-in"]
-                header = json.loads((mnt / first / "header.json").read_text())
-                if where is None:  # the tests' own environment: nothing but the built-ins
+        nohome = str(self.tmp / "nohome")
+        cases = (
+            ((f"formats={explicit}",), {"XDG_CONFIG_HOME": str(xdg),
+                                        "PAYLOADFS_SYSTEM_FORMATS": str(system)}, explicit),
+            ((), {"XDG_CONFIG_HOME": str(xdg), "PAYLOADFS_SYSTEM_FORMATS": str(system)}, xdg_dir),
+            ((), {"HOME": str(home), "XDG_CONFIG_HOME": "",
+                  "PAYLOADFS_SYSTEM_FORMATS": str(system)}, home_dir),
+            ((), {"HOME": nohome, "XDG_CONFIG_HOME": str(empty),
+                  "PAYLOADFS_SYSTEM_FORMATS": str(system)}, system),
+            ((), {"HOME": nohome, "XDG_CONFIG_HOME": str(empty),
+                  "PAYLOADFS_SYSTEM_FORMATS": ""}, None),
+            ((), {}, None),  # the tests' own environment: nothing but the built-ins
+        )
+        for options, env, where in cases:
+            with self.subTest(options=options, env=env):
+                opts = ("-o", options[0]) if options else ()
+                with mounted(self.telemetry, *opts, env=env) as mnt:
+                    formats = json.loads((mnt / ".payloadfs" / "formats.json").read_text())
+                    sources = [f["source"] for f in formats if f["source"] != "built-in"]
+                    header = json.loads((mnt / first / "header.json").read_text())
+                if where is None:
                     self.assertEqual(sources, [])
                     self.assertEqual(header["format"], "unknown")
                 else:
-                    self.assertEqual(sources, [str(where / "payloadfs" / "formats" / "telemetry.json")])
+                    self.assertEqual(sources, [str(where / "telemetry.json")])
                     self.assertEqual(header["format"], "telemetry")
 
     def test_bad_descriptor_stops_the_mount(self):
