@@ -1,5 +1,7 @@
 #include "fs/source_watcher.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -18,6 +20,87 @@ namespace {
 constexpr uint32_t kEvents = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY |
                              IN_CLOSE_WRITE | IN_ATTRIB | IN_ONLYDIR | IN_DONT_FOLLOW |
                              IN_EXCL_UNLINK;
+
+using WdOfDir = std::unordered_map<std::string, int>;
+using DirOfWd = std::unordered_map<int, std::string>;
+
+std::string joined(const std::string& dir, const std::string& name) {
+  return dir.empty() ? name : dir + "/" + name;
+}
+
+// Directory `dir` was moved away (within SRC or out of it): the watches on it and on the
+// directories below it are known by names that now lead elsewhere or nowhere. Forgotten and
+// removed, so that a directory given one of those names later is watched anew when looked up
+// (`mv data data.old && mkdir data`), and the moved ones are watched under their new names.
+void forget_moved(int inotify, const std::string& dir, WdOfDir& wd_of_dir, DirOfWd& dir_of_wd) {
+  for (auto it = wd_of_dir.begin(); it != wd_of_dir.end();) {
+    const std::string& rel = it->first;
+    const bool below =
+        rel.size() > dir.size() && rel.compare(0, dir.size(), dir) == 0 && rel[dir.size()] == '/';
+    if (rel != dir && !below) {
+      ++it;
+      continue;
+    }
+    ::inotify_rm_watch(inotify, it->second);
+    dir_of_wd.erase(it->second);
+    it = wd_of_dir.erase(it);
+  }
+}
+
+// The names in source directory `path` (no "." or ".."); empty when it cannot be listed.
+std::vector<std::string> names_in(const std::string& path) {
+  std::vector<std::string> names;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return names;
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    ::close(fd);
+    return names;
+  }
+  while (const dirent* entry = ::readdir(dir)) {
+    const std::string_view name = entry->d_name;
+    if (name != "." && name != "..") names.emplace_back(name);
+  }
+  ::closedir(dir);
+  return names;
+}
+
+// After an overflow: each watched directory's watch is checked against what its name leads to
+// now (dropped when gone, moved to the directory that has the name now), and every name in
+// each is returned as a change.
+std::vector<SourceWatcher::Change> rescan(int inotify, const std::string& root, std::mutex& mutex,
+                                          WdOfDir& wd_of_dir, DirOfWd& dir_of_wd) {
+  std::vector<std::pair<std::string, int>> watched;
+  {
+    const std::lock_guard lock(mutex);
+    watched.assign(wd_of_dir.begin(), wd_of_dir.end());
+  }
+  std::vector<SourceWatcher::Change> changes;
+  for (const auto& [rel, wd] : watched) {
+    const std::string path = rel.empty() ? root : root + "/" + rel;
+    // SRC itself is served from the descriptor held since the mount, whatever its path
+    // leads to now: its watch stays.
+    if (!rel.empty()) {
+      const std::lock_guard lock(mutex);
+      const auto it = wd_of_dir.find(rel);
+      if (it == wd_of_dir.end() || it->second != wd) continue;  // changed meanwhile
+      // The same watch comes back while the name still leads to the directory watched.
+      const int now = ::inotify_add_watch(inotify, path.c_str(), kEvents);
+      if (now != wd) {  // gone (or unwatchable), or another directory has its name now
+        ::inotify_rm_watch(inotify, wd);
+        dir_of_wd.erase(wd);
+        wd_of_dir.erase(rel);
+        if (now >= 0) {
+          if (auto old = dir_of_wd.find(now); old != dir_of_wd.end()) wd_of_dir.erase(old->second);
+          dir_of_wd[now] = rel;
+          wd_of_dir[rel] = now;
+        }
+      }
+    }
+    for (auto& name : names_in(path)) changes.push_back({rel, std::move(name)});
+  }
+  return changes;
+}
 
 }  // namespace
 
@@ -108,14 +191,28 @@ void SourceWatcher::run() {
         }
         if (event.len == 0) continue;
         Change change{dir->second, std::string(name, ::strnlen(name, event.len))};
+        if ((event.mask & (IN_MOVED_FROM | IN_ISDIR)) == (IN_MOVED_FROM | IN_ISDIR))
+          forget_moved(inotify_.get(), joined(change.dir, change.name), wd_of_dir_, dir_of_wd_);
         if (seen.insert(change.dir + '\0' + change.name).second)
           changes.push_back(std::move(change));
       }
     }
     if (overflow) {
-      log(LogLevel::warn, "inotify queue overflowed: invalidating every cached attribute");
+      log(LogLevel::warn,
+          "inotify queue overflowed: invalidating every cached attribute, "
+          "and every name in the watched directories");
+      // The lost events may have created names the kernel caches as missing, and moved or
+      // removed watched directories: every entry of every watched directory counts as
+      // changed (the listener drops its cached name), reported before the overflow itself.
+      for (auto& change : rescan(inotify_.get(), root_, mutex_, wd_of_dir_, dir_of_wd_)) {
+        if (seen.insert(change.dir + '\0' + change.name).second)
+          changes.push_back(std::move(change));
+      }
+      listener_(changes, false);
+      listener_({}, true);
+    } else if (!changes.empty()) {
+      listener_(changes, false);
     }
-    if (overflow || !changes.empty()) listener_(changes, overflow);
   }
 }
 
