@@ -384,6 +384,15 @@ double Filesystem::negative_timeout(const std::string& parent_dir) const {
 
 void Filesystem::attach(fuse_session* session) {
   session_ = session;
+  if (options_.range_nodes > 0) {
+    range_nodes_ = std::make_unique<RangeNodeLimit>(
+        options_.range_nodes, [this] { return inodes_.range_files(); },
+        [this](fuse_ino_t ino) { return inodes_.is(ino, NodeKind::range_file); },
+        [this](fuse_ino_t parent, fuse_ino_t child, const std::string& name) {
+          if (session_ == nullptr || !notifying_.load()) return;
+          fuse_lowlevel_notify_delete(session_, parent, child, name.c_str(), name.size());
+        });
+  }
   if (!options_.watch_sources) return;
   watcher_ = SourceWatcher::start(root_.path(), [this](const auto& changes, bool overflow) {
     on_source_changes(changes, overflow);
@@ -397,14 +406,16 @@ void Filesystem::attach(fuse_session* session) {
 
 void Filesystem::quiesce() {
   notifying_.store(false);
-  // Stopped, not destroyed: workers still ask it what is watched.
+  // Stopped, not destroyed: workers still ask it what is watched, and tell it of lookups.
   if (watcher_ != nullptr) watcher_->stop();
+  if (range_nodes_ != nullptr) range_nodes_->stop();
 }
 
 void Filesystem::detach() {
   if (io_ != nullptr) io_->stop();  // replies to what waits, while the session can take them
   quiesce();
   watcher_.reset();
+  range_nodes_.reset();
   session_ = nullptr;
 }
 
@@ -472,6 +483,9 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   entry.attr_timeout = attr_timeout(k);
   entry.entry_timeout = entry_timeout(parent_of(k.path));
   fuse_reply_entry(req, &entry);
+  // After the reply: the kernel has the dentry a prune would delete.
+  if (k.kind == NodeKind::range_file && range_nodes_ != nullptr)
+    range_nodes_->looked_up(parent, entry.ino, name);
 }
 
 void Filesystem::forget(fuse_ino_t ino, uint64_t count) {
@@ -1064,6 +1078,8 @@ std::string Filesystem::stats_json() const {
       {"payload_cache_hits", cache.hits},
       {"payload_cache_evictions", cache.evictions},
       {"inodes", inodes_.size()},
+      {"range_nodes", inodes_.range_files()},
+      {"range_nodes_pruned", range_nodes_ != nullptr ? range_nodes_->pruned() : 0},
       {"open_files", files_.size()},
       {"open_dirs", dirs_.size()},
       {"source_descriptors_held", sources_.held()},

@@ -22,6 +22,7 @@
 #include "fs/node.hpp"
 #include "fs/open_handles.hpp"
 #include "fs/options.hpp"
+#include "fs/range_node_limit.hpp"
 #include "fs/source_budget.hpp"
 #include "fs/source_io_pool.hpp"
 #include "fs/source_watcher.hpp"
@@ -55,13 +56,13 @@ class Filesystem {
   // Replies with an error and counts it.
   void reply_error(fuse_req_t req, int error);
 
-  // Starts watching SRC for changes (once the session exists, so the kernel's caches can be
-  // told), and stops before the session goes away.
+  // Starts watching SRC for changes and bounding range/ nodes (once the session exists, so
+  // the kernel's caches can be told), and stops before the session goes away.
   //
-  // quiesce() ends the watcher's notifications while the workers still answer requests: a
-  // notification may wait in the kernel for a directory lock that a LOOKUP holds, and only a
-  // worker's reply releases it (see fs/stop_signals.hpp). The stop signals call it before the
-  // loop ends; an unmount ends the loop with the connection gone, so a notification fails at
+  // quiesce() ends the watcher's and the range limit's notifications while the workers still answer
+  // requests: a notification may wait in the kernel for a directory lock that a LOOKUP holds, and
+  // only a worker's reply releases it (see fs/stop_signals.hpp). The stop signals call it before
+  // the loop ends; an unmount ends the loop with the connection gone, so a notification fails at
   // once. detach(), after the loop, frees what attach() made.
   void attach(fuse_session* session);
   void quiesce();
@@ -119,8 +120,9 @@ class Filesystem {
   fuse_session* session_ = nullptr;
   std::atomic<bool> notifying_{true};  // false from quiesce(): no new notification
   std::atomic<bool> settle_pending_{true};
-  std::unique_ptr<SourceWatcher> watcher_;  // null when SRC is not watched
-  std::unique_ptr<SourceIoPool> io_;        // with pread_sources only
+  std::unique_ptr<SourceWatcher> watcher_;       // null when SRC is not watched
+  std::unique_ptr<SourceIoPool> io_;             // with pread_sources only
+  std::unique_ptr<RangeNodeLimit> range_nodes_;  // null with -o range_nodes=0
   const std::chrono::steady_clock::time_point started_;
   const struct timespec started_wall_;
 };

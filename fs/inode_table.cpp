@@ -101,6 +101,7 @@ fuse_ino_t InodeTable::acquire(const NodeKey& key) {
   if (ino != home) displaced_.emplace(key, ino);
   const auto entry = by_ino_.emplace(ino, Entry{key, 1}).first;
   link_path(ino, entry->second);
+  if (key.kind == NodeKind::range_file) range_files_.fetch_add(1, std::memory_order_relaxed);
   return ino;
 }
 
@@ -119,6 +120,8 @@ void InodeTable::forget(fuse_ino_t ino, uint64_t count) {
       displaced_.erase(d);
   }
   last_open_.erase(ino);
+  if (it->second.key.kind == NodeKind::range_file)
+    range_files_.fetch_sub(1, std::memory_order_relaxed);
   by_ino_.erase(it);
 }
 
@@ -127,6 +130,12 @@ std::optional<NodeKey> InodeTable::find(fuse_ino_t ino) const {
   const auto it = by_ino_.find(ino);
   if (it == by_ino_.end()) return std::nullopt;
   return it->second.key;
+}
+
+bool InodeTable::is(fuse_ino_t ino, NodeKind kind) const {
+  const std::lock_guard lock(mutex_);
+  const auto it = by_ino_.find(ino);
+  return it != by_ino_.end() && it->second.key.kind == kind;
 }
 
 bool InodeTable::same_version_as_last_open(fuse_ino_t ino, const SourceIdentity& version) {

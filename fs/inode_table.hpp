@@ -10,10 +10,12 @@
 // doubly linked list (by number) whose head is indexed by a hash of the path, for change
 // notifications: forgetting a node unlinks it in O(1), however many nodes share its path (a
 // reader can make any number of range/ names of one file). (The table grows with every node
-// the kernel remembers: about 200 bytes a node.)
+// the kernel remembers: about 200 bytes a node; fs/range_node_limit.hpp bounds the range/
+// nodes, the one kind a reader can make without end.)
 
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -37,6 +39,7 @@ class InodeTable {
   [[nodiscard]] fuse_ino_t acquire(const NodeKey& key);
   void forget(fuse_ino_t ino, uint64_t count);
   [[nodiscard]] std::optional<NodeKey> find(fuse_ino_t ino) const;
+  [[nodiscard]] bool is(fuse_ino_t ino, NodeKind kind) const;
   // The number a key gets when nothing collides (readdir's d_ino, which takes no reference).
   [[nodiscard]] static fuse_ino_t preferred(const NodeKey& key);
 
@@ -44,6 +47,8 @@ class InodeTable {
   // it last opened. Records `version` as the latest.
   [[nodiscard]] bool same_version_as_last_open(fuse_ino_t ino, const SourceIdentity& version);
   [[nodiscard]] size_t size() const;
+  // How many of them are range/ files (see fs/range_node_limit.hpp).
+  [[nodiscard]] size_t range_files() const { return range_files_.load(std::memory_order_relaxed); }
   // Every known node belonging to the source object at `path` (all entries of a payload, or a
   // source directory), for invalidating the kernel's caches when that source changes.
   [[nodiscard]] std::vector<std::pair<fuse_ino_t, NodeKind>> nodes_of(
@@ -78,6 +83,7 @@ class InodeTable {
   std::unordered_map<NodeKey, fuse_ino_t, KeyHash> displaced_;  // keys not at hash_(key)
   std::unordered_map<uint64_t, fuse_ino_t> by_path_;            // path_hash(key.path) -> list head
   std::unordered_map<fuse_ino_t, SourceIdentity> last_open_;    // only nodes ever opened
+  std::atomic<size_t> range_files_{0};
 };
 
 }  // namespace payloadfs

@@ -20,6 +20,9 @@ struct MountOptions {
   bool pread_sources = false;
   size_t cache_entries = 4096;    // payloads (mappings + parsed layouts) kept
   size_t cache_memory = 4 << 20;  // and about this many bytes of them
+  // range/ nodes kept live (fs/range_node_limit.hpp); 0: no limit. The default costs the
+  // kernel about 16 MB of inodes and dentries at most, and us about 3 MB.
+  size_t range_nodes = 16384;
   unsigned read_ahead_kb = 2048;  // the mount's readahead window; 0 leaves the kernel's
   std::string mountpoint;         // resolved, to find the mount's bdi
   // refs.json's references are this followed by the file's path in SRC; empty: SRC's
