@@ -3,11 +3,13 @@
 #include <fuse_lowlevel.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <climits>
 #include <cmath>
@@ -50,6 +52,7 @@ struct CliConfig {
   int pread = -1;
   unsigned cache_entries = 4096;
   unsigned read_ahead_kb = 2048;
+  unsigned range_nodes = 16384;
   const char* formats = nullptr;
   unsigned cache_memory_mb = 4;
   const char* log_level = nullptr;
@@ -58,10 +61,11 @@ struct CliConfig {
   int help = 0;
   int version = 0;
   const char* source = nullptr;
+  const char* mountpoint = nullptr;  // as given (libfuse resolves it)
   int positional = 0;
 };
 
-enum { kKeyHelp, kKeyVersion };
+enum { kKeyHelp, kKeyVersion, kKeyWholeNumber, kKeyLibfuseWholeNumber };
 
 // libfuse's FUSE_OPT_KEY stores -1U in an unsigned long, which clang's -Wconversion flags.
 #if defined(__clang__)
@@ -69,6 +73,16 @@ enum { kKeyHelp, kKeyVersion };
 #pragma clang diagnostic ignored "-Wimplicit-int-conversion"
 #endif
 const fuse_opt kOptions[] = {
+    // fuse_opt's %u takes "-1" (as 4294967295), "12abc" (as 12) and overflows (as UINT_MAX):
+    // every option matching its value is checked here first (kKeyWholeNumber), then stored by
+    // its %u entry below. libfuse's own are checked and passed on (kKeyLibfuseWholeNumber).
+    FUSE_OPT_KEY("cache_entries=", kKeyWholeNumber),
+    FUSE_OPT_KEY("read_ahead_kb=", kKeyWholeNumber),
+    FUSE_OPT_KEY("cache_memory=", kKeyWholeNumber),
+    FUSE_OPT_KEY("range_nodes=", kKeyWholeNumber),
+    FUSE_OPT_KEY("spin_us=", kKeyWholeNumber),
+    FUSE_OPT_KEY("max_threads=", kKeyLibfuseWholeNumber),
+    FUSE_OPT_KEY("max_idle_threads=", kKeyLibfuseWholeNumber),
     {"entry_timeout=%lf", offsetof(CliConfig, entry_timeout), 0},
     {"attr_timeout=%lf", offsetof(CliConfig, attr_timeout), 0},
     {"negative_timeout=%lf", offsetof(CliConfig, negative_timeout), 0},
@@ -78,6 +92,7 @@ const fuse_opt kOptions[] = {
     {"formats=%s", offsetof(CliConfig, formats), 0},
     {"read_ahead_kb=%u", offsetof(CliConfig, read_ahead_kb), 0},
     {"cache_memory=%u", offsetof(CliConfig, cache_memory_mb), 0},
+    {"range_nodes=%u", offsetof(CliConfig, range_nodes), 0},
     {"log_level=%s", offsetof(CliConfig, log_level), 0},
     {"refs_prefix=%s", offsetof(CliConfig, refs_prefix), 0},
     {"spin_us=%u", offsetof(CliConfig, spin_us), 0},
@@ -113,9 +128,28 @@ const fuse_opt kOptions[] = {
 #pragma clang diagnostic pop
 #endif
 
+// "name=N" with N a decimal whole number from 0 to UINT_MAX: no sign, blank or suffix.
+bool whole_number_option(std::string_view option) {
+  const std::string_view value = option.substr(option.find('=') + 1);
+  unsigned parsed = 0;
+  const auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), parsed);
+  return !value.empty() && error == std::errc() && end == value.data() + value.size();
+}
+
 int on_option(void* data, const char* arg, int key, fuse_args*) {
   auto* config = static_cast<CliConfig*>(data);
   switch (key) {
+    case kKeyWholeNumber:
+    case kKeyLibfuseWholeNumber: {
+      const std::string_view option(arg);
+      if (!whole_number_option(option)) {
+        const std::string_view name = option.substr(0, option.find('='));
+        std::fprintf(stderr, "payloadfs: bad %.*s '%s' (a whole number from 0 to %u)\n",
+                     static_cast<int>(name.size()), name.data(), arg + name.size() + 1, UINT_MAX);
+        return -1;
+      }
+      return key == kKeyLibfuseWholeNumber ? 1 : 0;  // ours: stored by the %u entry
+    }
     case kKeyHelp:
       config->help = 1;
       return 0;
@@ -127,7 +161,10 @@ int on_option(void* data, const char* arg, int key, fuse_args*) {
         config->source = arg;
         return 0;  // SRC is ours; MNT goes on to fuse_parse_cmdline
       }
-      if (config->positional == 2) return 1;
+      if (config->positional == 2) {
+        config->mountpoint = arg;
+        return 1;
+      }
       std::fprintf(stderr,
                    "payloadfs: unexpected argument '%s' (usage: payloadfs [options] SRC MNT)\n",
                    arg);
@@ -173,6 +210,9 @@ void print_help() {
       "    -o cache_entries=N     parsed payloads (with the mappings of those whose bytes\n"
       "                           were read) kept (default 4096)\n"
       "    -o cache_memory=MiB    and at most about this much memory for them (default 4)\n"
+      "    -o range_nodes=N       range/ names kept looked up at once; past N the oldest\n"
+      "                           are dropped from the kernel's cache (default 16384;\n"
+      "                           0: no limit)\n"
       "    -o read_ahead_kb=N     the mount's readahead window (default 2048; 0 leaves the\n"
       "                           kernel's 128; needs root)\n"
       "    -o log_level=L         error, warn, info or debug (default info; debug with -d);\n"
@@ -300,6 +340,9 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "payloadfs: %s\n", err->message.c_str());
     return 1;
   }
+  // Before libfuse sees MNT: a missing one would be its "bad mount point", exit status 2, where
+  // the man page says 1 (the mount cannot be made).
+  if (!check_mountpoint(config.mountpoint)) return 1;
 
   // Defaults first so the user's -o can override them; read-only and kernel permission
   // checks last so nothing can.
@@ -320,7 +363,14 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "payloadfs: FUSE is unavailable: /dev/fuse: %s\n", std::strerror(errno));
     return 1;
   }
-  if (!check_mountpoint(mountpoint.get())) return 1;
+  // Anything else there (/dev/null bound over it in a container, a plain file) would fail the
+  // mount with libfuse's message and ours: two lines, and a vaguer one.
+  struct stat fuse_device {};
+  if (::stat("/dev/fuse", &fuse_device) != 0 || !S_ISCHR(fuse_device.st_mode) ||
+      fuse_device.st_rdev != makedev(10, 229)) {  // the misc device FUSE_MINOR
+    std::fprintf(stderr, "payloadfs: FUSE is unavailable: /dev/fuse is not the FUSE device\n");
+    return 1;
+  }
   // -d shows libfuse's request trace, which is logged at debug.
   const payloadfs::LogLevel level =
       log_level.value_or(cmdline.debug ? payloadfs::LogLevel::debug : payloadfs::LogLevel::info);
@@ -333,6 +383,7 @@ int run(int argc, char** argv) {
   options.negative_timeout = set(config.negative_timeout);
   options.cache_entries = config.cache_entries;
   options.read_ahead_kb = config.read_ahead_kb;
+  options.range_nodes = config.range_nodes;
   options.cache_memory = static_cast<size_t>(config.cache_memory_mb) << 20;
   if (config.refs_prefix != nullptr && *config.refs_prefix != '\0') {
     options.refs_prefix = config.refs_prefix;

@@ -1,6 +1,7 @@
 """Concurrency under churn: 16 readers doing random operations on every kind of node while a
 writer rewrites, truncates, regrows, renames and deletes the sources, with a cache so small
-that evictions race with reads. Run in every build; under the sanitizers (ASan+UBSan, and the
+that evictions race with reads, and a range/ limit so small (range_nodes=32) that pruning
+races with lookups. Run in every build; under the sanitizers (ASan+UBSan, and the
 ThreadSanitizer daemon of scripts/test.sh) any report fails the test through the daemon's log
 and exit status, which mounted() checks. PAYLOADFS_CHURN_SECONDS sets the duration."""
 import os
@@ -21,7 +22,7 @@ class ChurnTest(unittest.TestCase):
             src = pathlib.Path(tmp) / "src"
             src.mkdir()
             work = churn.Workload(src, None, pool, readers=16)
-            with mounted(src, "-o", "cache_entries=8,cache_memory=1",
+            with mounted(src, "-o", "cache_entries=8,cache_memory=1,range_nodes=32",
                          log_path=pathlib.Path(tmp) / "daemon.log") as mnt:
                 work.mnt = mnt
                 work.start()

@@ -30,7 +30,8 @@ class ShutdownTest(unittest.TestCase):
         src.mkdir()
         mnt.mkdir()
         work = churn.Workload(src, mnt, pool, readers=12, seed=seed)
-        daemon = ForegroundDaemon(src, mnt, "-o", "cache_entries=8", log_path=tmp / "daemon.log")
+        daemon = ForegroundDaemon(src, mnt, "-o", "cache_entries=8,range_nodes=32",
+                                  log_path=tmp / "daemon.log")
         try:
             daemon.wait_serving()
             work.start(writer_interval=0.001, stop_on_gone=True)
