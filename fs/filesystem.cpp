@@ -26,6 +26,9 @@ constexpr std::string_view kControlDir = ".payloadfs";
 // The I/O pool of pread_sources: threads, and how many of them one source may hold.
 constexpr unsigned kIoThreads = 4;
 constexpr unsigned kIoThreadsPerSource = 2;
+// Metadata operations of payloads (see on_payload_thread): one source at a time each, so
+// this many stalled sources before another payload's first parse waits.
+constexpr unsigned kMetadataThreads = 8;
 // Reads at least this large have their source pages mapped in one call before the reply.
 constexpr size_t kPopulateBytes = 64 << 10;
 constexpr std::string_view kControlFiles[] = {"version", "formats.json", "stats.json",
@@ -78,7 +81,22 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
                       must_stat_root(root_).st_ino, "", "", 0, 0}),
       started_(std::chrono::steady_clock::now()),
       started_wall_(wall_now()) {
-  if (options_.pread_sources) io_ = std::make_unique<SourceIoPool>(kIoThreads, kIoThreadsPerSource);
+  if (options_.pread_sources) {
+    io_ = std::make_unique<SourceIoPool>(kIoThreads, kIoThreadsPerSource);
+    metadata_ = std::make_unique<SourceIoPool>(kMetadataThreads, 1);
+  }
+}
+
+void Filesystem::on_payload_thread(fuse_req_t req, fuse_ino_t ino, std::function<void()> op) {
+  if (metadata_ == nullptr) return op();
+  const auto key = inodes_.find(ino);
+  if (!key || key->kind == NodeKind::source_dir || key->kind == NodeKind::symlink ||
+      key->kind == NodeKind::control_dir || key->kind == NodeKind::control_file)
+    return op();
+  metadata_->submit(key->path, [this, req, op = std::move(op)](bool cancelled) {
+    if (cancelled) return reply_error(req, EIO);
+    op();
+  });
 }
 
 void Filesystem::init(fuse_conn_info* conn) {
@@ -412,7 +430,9 @@ void Filesystem::quiesce() {
 }
 
 void Filesystem::detach() {
-  if (io_ != nullptr) io_->stop();  // replies to what waits, while the session can take them
+  // Both reply to what waits, while the session can take them.
+  if (metadata_ != nullptr) metadata_->stop();
+  if (io_ != nullptr) io_->stop();
   quiesce();
   watcher_.reset();
   range_nodes_.reset();

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,13 @@ class Filesystem {
 
   // Replies with an error and counts it.
   void reply_error(fuse_req_t req, int error);
+
+  // Runs `op`, an operation on node `ino`, here, or, with pread_sources when `ino` belongs to
+  // a payload, on a metadata thread (one per source at a time, sources taking turns): what
+  // builds a payload reads its source, which may stall, and a stalled source must not hold
+  // the request workers (a changed file's every node needs the new parse). `op` must own
+  // copies of what the request's arguments point to; a cancelled one is answered EIO.
+  void on_payload_thread(fuse_req_t req, fuse_ino_t ino, std::function<void()> op);
 
   // Starts watching SRC for changes and bounding range/ nodes (once the session exists, so
   // the kernel's caches can be told), and stops before the session goes away.
@@ -122,6 +130,7 @@ class Filesystem {
   std::atomic<bool> settle_pending_{true};
   std::unique_ptr<SourceWatcher> watcher_;       // null when SRC is not watched
   std::unique_ptr<SourceIoPool> io_;             // with pread_sources only
+  std::unique_ptr<SourceIoPool> metadata_;       // with pread_sources only
   std::unique_ptr<RangeNodeLimit> range_nodes_;  // null with -o range_nodes=0
   const std::chrono::steady_clock::time_point started_;
   const struct timespec started_wall_;

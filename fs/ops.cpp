@@ -4,6 +4,7 @@
 #include "fs/ops.hpp"
 
 #include <cerrno>
+#include <string>
 
 #include "fs/filesystem.hpp"
 
@@ -17,8 +18,12 @@ Filesystem& fs(fuse_req_t req) {
 void op_init(void* userdata, fuse_conn_info* conn) {
   static_cast<Filesystem*>(userdata)->init(conn);
 }
+// Operations that may build a payload run where Filesystem::on_payload_thread says; what
+// their arguments point to lives only until they return, so the deferred ones own copies.
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fs(req).lookup(req, parent, name);
+  fs(req).on_payload_thread(req, parent, [req, parent, name = std::string(name)] {
+    fs(req).lookup(req, parent, name.c_str());
+  });
 }
 void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
   fs(req).forget(ino, n);
@@ -29,22 +34,28 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
   fuse_reply_none(req);
 }
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  fs(req).getattr(req, ino);
+  fs(req).on_payload_thread(req, ino, [req, ino] { fs(req).getattr(req, ino); });
 }
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  fs(req).opendir(req, ino, fi);
+  fs(req).on_payload_thread(req, ino,
+                            [req, ino, file = *fi]() mutable { fs(req).opendir(req, ino, &file); });
 }
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  fs(req).readdir(req, ino, size, off, fi, false);
+  fs(req).on_payload_thread(req, ino, [req, ino, size, off, file = *fi]() mutable {
+    fs(req).readdir(req, ino, size, off, &file, false);
+  });
 }
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  fs(req).readdir(req, ino, size, off, fi, true);
+  fs(req).on_payload_thread(req, ino, [req, ino, size, off, file = *fi]() mutable {
+    fs(req).readdir(req, ino, size, off, &file, true);
+  });
 }
 void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fs(req).releasedir(req, fi);
 }
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  fs(req).open(req, ino, fi);
+  fs(req).on_payload_thread(req, ino,
+                            [req, ino, file = *fi]() mutable { fs(req).open(req, ino, &file); });
 }
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   fs(req).read(req, size, off, fi);
@@ -59,10 +70,12 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
   fs(req).statfs(req);
 }
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  fs(req).getxattr(req, ino, name, size);
+  fs(req).on_payload_thread(req, ino, [req, ino, name = std::string(name), size] {
+    fs(req).getxattr(req, ino, name.c_str(), size);
+  });
 }
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  fs(req).listxattr(req, ino, size);
+  fs(req).on_payload_thread(req, ino, [req, ino, size] { fs(req).listxattr(req, ino, size); });
 }
 
 // Everything that writes: the filesystem is read-only.

@@ -4,8 +4,8 @@
 # (clang, ASan+UBSan, -Werror, with the libFuzzer targets) and the daemon under
 # ThreadSanitizer, checks the .deb built from the dev build, runs every unit and mount test in
 # the first two builds under ctest and the concurrency mount tests (churn, shutdown, failing
-# sources) against the ThreadSanitizer daemon, then a bounded fuzz run of every target
-# (FUZZ_SECONDS each, default 10) seeded with the real-file fixtures.
+# sources, range/ pruning) against the ThreadSanitizer daemon, then a bounded fuzz run of
+# every target (FUZZ_SECONDS each, default 10) seeded with the real-file fixtures.
 # Mount tests need /dev/fuse and root (or fusermount3 for the user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,8 @@ echo "== concurrency mount tests against the ThreadSanitizer daemon"
     PAYLOADFS_BIN="$PWD/../../build/tsan/fs/payloadfs" PAYLOADFS_SANITIZED=1 \
     PAYLOADFS_FIXTURES="$PWD/../../build/dev/tests/fixtures" \
     PAYLOADFS_FAULTFS="$PWD/../../build/dev/tests/payloadfs_faultfs" \
-    timeout 600 /usr/bin/python3 -m unittest -v test_churn test_shutdown test_faults) || status=1
+    timeout 600 /usr/bin/python3 -m unittest -v test_churn test_shutdown test_faults \
+      test_range_nodes) || status=1
 
 echo "== fuzz"
 unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own

@@ -27,8 +27,8 @@ import threading
 import time
 import unittest
 
-from mounting import (PYTHON, daemon_pid, fuse_connection_of, is_mounted, mounted, unmount,
-                      wait_until)
+from mounting import (PYTHON, daemon_pid, fuse_connection_of, is_mounted, mounted,
+                      requirement, unmount, wait_until)
 
 FAULTFS = os.environ.get("PAYLOADFS_FAULTFS", "")
 SANITIZED = os.environ.get("PAYLOADFS_SANITIZED") == "1"
@@ -241,8 +241,8 @@ def check_payload(mnt, name, source, allowed=(errno.EIO,)):
     return out
 
 
-@unittest.skipUnless(FAULTFS and os.access(FAULTFS, os.X_OK),
-                     "PAYLOADFS_FAULTFS (the payloadfs_faultfs binary) is not set")
+@requirement(bool(FAULTFS) and os.access(FAULTFS, os.X_OK),
+             "PAYLOADFS_FAULTFS (the payloadfs_faultfs binary) is not set")
 class SourceFaultTest(unittest.TestCase):
     def setUp(self):
         self.work = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-faults-"))
@@ -460,6 +460,71 @@ class SourceFaultTest(unittest.TestCase):
         # As many readers of the stalled file as payloadfs has workers (a data loader's
         # threads on a file of a hung NFS server): the other payloads must still be served.
         self.stall_and_probe(readers=MAX_THREADS)
+
+    def stall_parses_and_probe(self, nodes, touch):
+        """Readers ask for `nodes` of big.npy (one thread each) while faultfs blocks every read
+        of it, so each parse stalls (a dataloader's workers on a file of a hung NFS server);
+        with `touch`, big.npy was parsed before and then changed, so that every node needs the
+        new version's parse. Another payload's first lookup and parse, another's bytes and
+        statfs must each be answered within LATENCY_BOUND; released, every reader gets its
+        answer from the new version."""
+        # No kernel caching: every node's request reaches payloadfs, which sees the change.
+        options = f"max_threads={MAX_THREADS},entry_timeout=0,attr_timeout=0"
+        with self.mounts("", "-o", options) as (fs, mnt):
+            if touch:
+                for node in nodes:
+                    os.stat(mnt / "big.npy" / node)
+                os.utime(self.backing / "big.npy", ns=(10**18, 10**18))
+            fs.set_rules(f"big.npy block {BLOCK_SECONDS} 0\n")
+            got = {}
+
+            def ask(node):
+                path = mnt / "big.npy" / node
+                got[node] = os.stat(path).st_size if node.startswith("raw") else \
+                    json.loads(path.read_bytes())
+            threads = [threading.Thread(target=ask, args=(n,), daemon=True) for n in nodes]
+            for thread in threads:
+                thread.start()
+            try:
+                wait_until(lambda: fs.saw("big.npy", "block")
+                           or not all(t.is_alive() for t in threads),
+                           timeout=30, what="a parse of big.npy to block")
+                self.assertTrue(all(t.is_alive() for t in threads), f"a parse did not block: {got}")
+                probe = BLOCK_SECONDS / 2
+                took, text = timed(lambda: (mnt / "fresh.npy" / "header.json").read_bytes(),
+                                   "a payload's first lookup and parse", timeout=probe)
+                self.assertLess(took, LATENCY_BOUND, "first lookup and parse of another payload")
+                self.assertEqual(json.loads(text)["format"], "npy")
+                took, bytes_read = timed(lambda: (mnt / "other.npy" / "raw" / "data").read_bytes(),
+                                         "another payload's bytes", timeout=probe)
+                self.assertLess(took, LATENCY_BOUND, "first read of another payload's bytes")
+                self.assertEqual(bytes_read, self.sources["other.npy"][128:])
+                took, _ = timed(lambda: os.statvfs(mnt), "statvfs", timeout=probe)
+                self.assertLess(took, LATENCY_BOUND, "statvfs of the mount")
+                self.assertTrue(all(t.is_alive() for t in threads),
+                                "the block ended before the checks did")
+            finally:
+                fs.release()
+                for thread in threads:
+                    thread.join(OP_TIMEOUT)
+            self.assertFalse(any(t.is_alive() for t in threads), "a blocked parse never answered")
+            self.assertEqual(sorted(got), sorted(nodes))
+            for node, answer in got.items():
+                if node.startswith("raw"):
+                    self.assertEqual(answer, len(self.sources["big.npy"]) - 128)
+                elif node == "header.json" and touch:
+                    self.assertEqual(answer["mtime_ns"], 10**18)
+            self.assert_whole(mnt, "big.npy")
+
+    def test_readers_of_one_stalled_parse_do_not_hold_up_other_payloads(self):
+        # The kernel sends one LOOKUP of a name at a time: the other readers wait for it there.
+        self.stall_parses_and_probe(["header.json"] * 1, touch=False)
+
+    def test_every_node_of_a_changed_stalled_source_does_not_hold_up_other_payloads(self):
+        # Each node of the changed file needs the new version: as many parses of one source
+        # at once as there are workers.
+        self.stall_parses_and_probe(["header.json", "slices.json", "refs.json", "raw/data"],
+                                    touch=True)
 
     def test_read_error_while_parsing_is_not_kept(self):
         # `errors` is for malformed files: a read error of the source while parsing must not
