@@ -400,6 +400,22 @@ class SourceFaultTest(unittest.TestCase):
                 with self.subTest(name=name, source="recovered"):
                     self.assert_recovers(mnt, name)
 
+    def assert_others_served(self, mnt, blocked):
+        """While the `blocked` threads wait on big.npy: another payload's first lookup and
+        parse, another's bytes and statfs each answer within LATENCY_BOUND."""
+        probe = BLOCK_SECONDS / 2  # fail before the block ends by itself
+        took, text = timed(lambda: (mnt / "fresh.npy" / "header.json").read_bytes(),
+                           "a payload's first lookup and parse", timeout=probe)
+        self.assertLess(took, LATENCY_BOUND, "first lookup and parse of another payload")
+        self.assertEqual(json.loads(text)["format"], "npy")
+        took, bytes_read = timed(lambda: (mnt / "other.npy" / "raw" / "data").read_bytes(),
+                                 "another payload's bytes", timeout=probe)
+        self.assertLess(took, LATENCY_BOUND, "first read of another payload's bytes")
+        self.assertEqual(bytes_read, self.sources["other.npy"][128:])
+        took, _ = timed(lambda: os.statvfs(mnt), "statvfs", timeout=probe)
+        self.assertLess(took, LATENCY_BOUND, "statvfs of the mount")
+        self.assertTrue(all(t.is_alive() for t in blocked), "the block ended before the checks did")
+
     def stall_and_probe(self, readers):
         """`readers` threads each read 8 KiB of big.npy's raw/data where faultfs blocks every
         read for BLOCK_SECONDS. Once all are blocked, payloadfs (with its default of
@@ -429,19 +445,7 @@ class SourceFaultTest(unittest.TestCase):
                            or not all(t.is_alive() for t in threads),
                            timeout=30, what="the reads of big.npy to block")
                 self.assertTrue(all(t.is_alive() for t in threads), f"a read did not block: {got}")
-                probe = BLOCK_SECONDS / 2  # fail before the block ends by itself
-                took, text = timed(lambda: (mnt / "fresh.npy" / "header.json").read_bytes(),
-                                   "a payload's first lookup and parse", timeout=probe)
-                self.assertLess(took, LATENCY_BOUND, "first lookup and parse of another payload")
-                self.assertEqual(json.loads(text)["format"], "npy")
-                took, bytes_read = timed(lambda: (mnt / "other.npy" / "raw" / "data").read_bytes(),
-                                         "another payload's bytes", timeout=probe)
-                self.assertLess(took, LATENCY_BOUND, "first read of another payload's bytes")
-                self.assertEqual(bytes_read, self.sources["other.npy"][128:])
-                took, _ = timed(lambda: os.statvfs(mnt), "statvfs", timeout=probe)
-                self.assertLess(took, LATENCY_BOUND, "statvfs of the mount")
-                self.assertTrue(all(t.is_alive() for t in threads),
-                                "the block ended before the checks did")
+                self.assert_others_served(mnt, threads)
             finally:
                 fs.release()
                 for thread in threads:
@@ -490,19 +494,7 @@ class SourceFaultTest(unittest.TestCase):
                            or not all(t.is_alive() for t in threads),
                            timeout=30, what="a parse of big.npy to block")
                 self.assertTrue(all(t.is_alive() for t in threads), f"a parse did not block: {got}")
-                probe = BLOCK_SECONDS / 2
-                took, text = timed(lambda: (mnt / "fresh.npy" / "header.json").read_bytes(),
-                                   "a payload's first lookup and parse", timeout=probe)
-                self.assertLess(took, LATENCY_BOUND, "first lookup and parse of another payload")
-                self.assertEqual(json.loads(text)["format"], "npy")
-                took, bytes_read = timed(lambda: (mnt / "other.npy" / "raw" / "data").read_bytes(),
-                                         "another payload's bytes", timeout=probe)
-                self.assertLess(took, LATENCY_BOUND, "first read of another payload's bytes")
-                self.assertEqual(bytes_read, self.sources["other.npy"][128:])
-                took, _ = timed(lambda: os.statvfs(mnt), "statvfs", timeout=probe)
-                self.assertLess(took, LATENCY_BOUND, "statvfs of the mount")
-                self.assertTrue(all(t.is_alive() for t in threads),
-                                "the block ended before the checks did")
+                self.assert_others_served(mnt, threads)
             finally:
                 fs.release()
                 for thread in threads:
