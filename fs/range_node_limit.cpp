@@ -79,7 +79,9 @@ void RangeNodeLimit::run() {
     wake_.wait(lock,
                [this] { return stopping_ || (live_count_() > limit_ && !oldest_first_.empty()); });
     if (stopping_) return;
-    size_t excess = live_count_() - low_water_;
+    // Read again: FORGETs may have brought it under the low water since the wait ended.
+    const size_t now = live_count_();
+    size_t excess = now > low_water_ ? now - low_water_ : 0;
     while (excess > 0 && !oldest_first_.empty() && !stopping_) {
       Candidate oldest = std::move(oldest_first_.front());
       oldest_first_.pop_front();
