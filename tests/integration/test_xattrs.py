@@ -64,7 +64,7 @@ def write_safetensors(path, tensors):
     """A safetensors file as the specification lays it out: a u64 N, N bytes of JSON header
     (space-padded to 8), then the buffer. `tensors`: name -> (dtype, shape, bytes) in buffer
     order. Returns name -> (offset in the file, length, data_offsets)."""
-    header, begin = {"__metadata__": {"made_by": "test_namespace"}}, 0
+    header, begin = {"__metadata__": {"made_by": "test_xattrs"}}, 0
     for name, (dtype, shape, data) in tensors.items():
         header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, begin + len(data)]}
         begin += len(data)
