@@ -1,17 +1,20 @@
 #pragma once
-// Bounds the range/ nodes a mount holds. Any reader can look up any number of distinct
-// range/ names of one file; each makes a node the kernel keeps (with its own inode and
-// dentry) and our inode table mirrors (about 200 bytes), until memory pressure makes the
-// kernel forget it. Past `limit` live range nodes, the oldest are pruned: the kernel is told
-// the name was deleted (FUSE_NOTIFY_DELETE), which drops the dentry and, since the notify
-// clears the inode's link count, the inode as soon as nobody holds it open, so its FORGET
-// arrives and the table lets go. A reader holding a pruned file open keeps reading it; the
-// next lookup of the name makes a new node.
+// Bounds the range/ names a mount holds. Any reader can look up any number of distinct
+// range/ names of one file, and the kernel keeps each: a dentry, and for each distinct range
+// an inode that our inode table mirrors (about 200 bytes), until memory pressure makes the
+// kernel forget it. So the names looked up are queued oldest first, and past `limit` the
+// oldest are pruned: the kernel is told the name was deleted (FUSE_NOTIFY_DELETE), which
+// drops the dentry and clears the inode's link count, so the inode goes (and its FORGET
+// arrives) once no other name and no open file holds it. A reader holding a pruned file open
+// keeps reading it (its st_nlink reads 0, as for a deleted file); the next lookup of the name
+// makes a new node.
+//
+// The queue holds names, not nodes: "0+100" and "0-100" are one node under two names, and
+// each name is a dentry of its own that must go before the node can.
 //
 // Notifications run on this class's own thread, never inside a request: the kernel takes
-// the range/ directory's lock for them, which a LOOKUP in that directory holds until one of
-// our workers replies. stop() must run while the workers still answer (see
-// Filesystem::quiesce).
+// the range/ directory's lock for them, which a LOOKUP in that directory holds until it is
+// answered. stop() must run while requests are still answered (see Filesystem::quiesce).
 
 #include <fuse_lowlevel.h>
 
@@ -30,15 +33,13 @@ namespace payloadfs {
 
 class RangeNodeLimit {
  public:
-  // How many range nodes are live now (the inode table's count).
-  using LiveCount = std::function<size_t()>;
   // Whether `child` is still a range node of the table (a queued one may be forgotten).
   using IsLive = std::function<bool(fuse_ino_t child)>;
-  // Tells the kernel `name` in `parent` (the node `child`) is gone.
-  using Prune = std::function<void(fuse_ino_t parent, fuse_ino_t child, const std::string& name)>;
+  // Tells the kernel `name` in `parent` (the node `child`) is gone; true when it was known.
+  using Prune = std::function<bool(fuse_ino_t parent, fuse_ino_t child, const std::string& name)>;
 
   // `limit` > 0.
-  RangeNodeLimit(size_t limit, LiveCount live_count, IsLive is_live, Prune prune);
+  RangeNodeLimit(size_t limit, IsLive is_live, Prune prune);
   ~RangeNodeLimit();
   RangeNodeLimit(const RangeNodeLimit&) = delete;
   RangeNodeLimit& operator=(const RangeNodeLimit&) = delete;
@@ -49,31 +50,28 @@ class RangeNodeLimit {
   void stop();
 
   [[nodiscard]] size_t limit() const { return limit_; }
-  [[nodiscard]] uint64_t pruned() const;
+  [[nodiscard]] uint64_t pruned() const;  // names the kernel had and was told to drop
   [[nodiscard]] size_t queued() const;
 
  private:
-  struct Candidate {
+  struct Name {
     fuse_ino_t parent;
     fuse_ino_t child;
     std::string name;
   };
 
   void run();
-  // Drops forgotten nodes from the queue once it is long (compact_at_). mutex_ held.
-  void compact();
+  [[nodiscard]] static std::string key_of(fuse_ino_t child, std::string_view name);
 
   const size_t limit_;
   const size_t low_water_;  // pruning goes down to this many, so it runs in batches
-  const LiveCount live_count_;
   const IsLive is_live_;
   const Prune prune_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Candidate> oldest_first_;
-  std::unordered_set<fuse_ino_t> queued_;
-  size_t compact_at_;
+  std::deque<Name> oldest_first_;
+  std::unordered_set<std::string> queued_;  // key_of() of each name in oldest_first_
   uint64_t pruned_ = 0;
   bool stopping_ = false;
   std::thread thread_;  // last: starts once the rest is ready

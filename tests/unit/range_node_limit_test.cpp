@@ -3,70 +3,71 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace payloadfs {
 namespace {
 
-// The inode table and the kernel, as the limit sees them: a prune makes the kernel forget the
-// node (at once here; later in a mount), and the test may forget nodes itself.
+// The kernel and the inode table, as the limit sees them: each node has the names it was
+// looked up by; a pruned name goes, and a node without names is forgotten (at once here;
+// later in a mount). The test may also forget nodes itself (memory pressure).
 class FakeKernel {
  public:
-  void add(fuse_ino_t ino) {
-    const std::lock_guard lock(mutex_);
-    live_.insert(ino);
+  void look_up(RangeNodeLimit& limit, fuse_ino_t child, const std::string& name) {
+    {
+      const std::lock_guard lock(mutex_);
+      names_[child].insert(name);
+    }
+    limit.looked_up(7, child, name);
   }
-  void forget(fuse_ino_t ino) {
+  void forget(fuse_ino_t child) {
     const std::lock_guard lock(mutex_);
-    live_.erase(ino);
+    names_.erase(child);
   }
-  size_t live_count() const {
+  bool is_live(fuse_ino_t child) const {
     const std::lock_guard lock(mutex_);
-    return live_.size();
+    return names_.contains(child);
   }
-  bool is_live(fuse_ino_t ino) const {
-    const std::lock_guard lock(mutex_);
-    return live_.contains(ino);
-  }
-  void prune(fuse_ino_t parent, fuse_ino_t child, const std::string& name) {
+  bool prune(fuse_ino_t parent, fuse_ino_t child, const std::string& name) {
     const std::lock_guard lock(mutex_);
     EXPECT_EQ(parent, 7U);
-    EXPECT_EQ(name, std::to_string(child) + "+1");
-    pruned_.push_back(child);
-    if (forget_when_pruned_) live_.erase(child);
+    const auto node = names_.find(child);
+    if (node == names_.end() || node->second.erase(name) == 0) return false;  // ENOENT
+    pruned_.emplace_back(child, name);
+    if (node->second.empty()) names_.erase(node);
+    return true;
   }
-  std::vector<fuse_ino_t> pruned() const {
+  size_t live_nodes() const {
+    const std::lock_guard lock(mutex_);
+    return names_.size();
+  }
+  std::vector<std::pair<fuse_ino_t, std::string>> pruned() const {
     const std::lock_guard lock(mutex_);
     return pruned_;
-  }
-  void set_forget_when_pruned(bool on) {
-    const std::lock_guard lock(mutex_);
-    forget_when_pruned_ = on;
   }
 
  private:
   mutable std::mutex mutex_;
-  std::set<fuse_ino_t> live_;
-  std::vector<fuse_ino_t> pruned_;
-  bool forget_when_pruned_ = true;
+  std::map<fuse_ino_t, std::set<std::string>> names_;
+  std::vector<std::pair<fuse_ino_t, std::string>> pruned_;
 };
 
 RangeNodeLimit limit_of(FakeKernel& kernel, size_t limit) {
   return RangeNodeLimit(
-      limit, [&kernel] { return kernel.live_count(); },
-      [&kernel](fuse_ino_t ino) { return kernel.is_live(ino); },
+      limit, [&kernel](fuse_ino_t ino) { return kernel.is_live(ino); },
       [&kernel](fuse_ino_t parent, fuse_ino_t child, const std::string& name) {
-        kernel.prune(parent, child, name);
+        return kernel.prune(parent, child, name);
       });
 }
 
-void look_up(FakeKernel& kernel, RangeNodeLimit& limit, fuse_ino_t ino) {
-  kernel.add(ino);
-  limit.looked_up(7, ino, std::to_string(ino) + "+1");
+std::string name_of(fuse_ino_t ino) {
+  return std::to_string(ino) + "+1";
 }
 
 template <typename Predicate>
@@ -82,60 +83,67 @@ bool eventually(Predicate done) {
 TEST(RangeNodeLimit, NothingIsPrunedUpToTheLimit) {
   FakeKernel kernel;
   auto limit = limit_of(kernel, 64);
-  for (fuse_ino_t ino = 100; ino < 164; ++ino) look_up(kernel, limit, ino);
+  for (fuse_ino_t ino = 100; ino < 164; ++ino) kernel.look_up(limit, ino, name_of(ino));
   limit.stop();
   EXPECT_TRUE(kernel.pruned().empty());
-  EXPECT_EQ(kernel.live_count(), 64U);
+  EXPECT_EQ(kernel.live_nodes(), 64U);
+  EXPECT_EQ(limit.queued(), 64U);
 }
 
 TEST(RangeNodeLimit, PastTheLimitTheOldestGoFirstDownToTheLowWater) {
   FakeKernel kernel;
   auto limit = limit_of(kernel, 64);
-  for (fuse_ino_t ino = 100; ino < 165; ++ino) look_up(kernel, limit, ino);  // one over
-  ASSERT_TRUE(eventually([&] { return kernel.live_count() <= 56; }));        // 64 - 64/8
+  for (fuse_ino_t ino = 100; ino < 165; ++ino) kernel.look_up(limit, ino, name_of(ino));
+  ASSERT_TRUE(eventually([&] { return limit.queued() <= 56; }));  // 64 - 64/8
   limit.stop();
   const auto pruned = kernel.pruned();
   ASSERT_EQ(pruned.size(), 9U);
-  for (size_t i = 0; i < pruned.size(); ++i) EXPECT_EQ(pruned[i], 100 + i);
+  for (size_t i = 0; i < pruned.size(); ++i) EXPECT_EQ(pruned[i].first, 100 + i);
   EXPECT_EQ(limit.pruned(), 9U);
+  EXPECT_EQ(kernel.live_nodes(), 56U);
 }
 
-TEST(RangeNodeLimit, NodesTheKernelForgotAreNotPruned) {
+TEST(RangeNodeLimit, NamesOfForgottenNodesAreDroppedWithoutANotification) {
   FakeKernel kernel;
   auto limit = limit_of(kernel, 16);
-  for (fuse_ino_t ino = 100; ino < 116; ++ino) look_up(kernel, limit, ino);
-  for (fuse_ino_t ino = 100; ino < 108; ++ino) kernel.forget(ino);           // memory pressure
-  for (fuse_ino_t ino = 116; ino < 125; ++ino) look_up(kernel, limit, ino);  // 17 live
-  ASSERT_TRUE(eventually([&] { return kernel.live_count() <= 14; }));
+  for (fuse_ino_t ino = 100; ino < 116; ++ino) kernel.look_up(limit, ino, name_of(ino));
+  for (fuse_ino_t ino = 100; ino < 108; ++ino) kernel.forget(ino);  // memory pressure
+  for (fuse_ino_t ino = 116; ino < 125; ++ino) kernel.look_up(limit, ino, name_of(ino));
+  ASSERT_TRUE(eventually([&] { return limit.queued() <= 14; }));  // 25 queued, 16 - 16/8
   limit.stop();
-  for (const fuse_ino_t ino : kernel.pruned()) EXPECT_GE(ino, 108U);
-  EXPECT_EQ(kernel.pruned().front(), 108U);
+  // The 11 oldest left the queue: 8 forgotten already, 3 pruned.
+  const auto pruned = kernel.pruned();
+  ASSERT_EQ(pruned.size(), 3U);
+  EXPECT_EQ(pruned[0].first, 108U);
+  EXPECT_EQ(pruned[2].first, 110U);
+  EXPECT_EQ(limit.pruned(), 3U);
 }
 
-TEST(RangeNodeLimit, ALookupOfAQueuedNodeDoesNotQueueItTwice) {
+TEST(RangeNodeLimit, ANameLookedUpAgainIsQueuedOnce) {
   FakeKernel kernel;
   auto limit = limit_of(kernel, 8);
   for (int round = 0; round < 100; ++round)
-    for (fuse_ino_t ino = 100; ino < 108; ++ino) look_up(kernel, limit, ino);
-  look_up(kernel, limit, 200);
-  ASSERT_TRUE(eventually([&] { return kernel.live_count() <= 7; }));
+    for (fuse_ino_t ino = 100; ino < 108; ++ino) kernel.look_up(limit, ino, name_of(ino));
+  EXPECT_EQ(limit.queued(), 8U);
+  kernel.look_up(limit, 200, name_of(200));
+  ASSERT_TRUE(eventually([&] { return limit.queued() <= 7; }));
   limit.stop();
-  EXPECT_EQ(kernel.pruned(), (std::vector<fuse_ino_t>{100, 101}));
+  EXPECT_EQ(limit.queued(), 7U);
+  const auto pruned = kernel.pruned();
+  ASSERT_EQ(pruned.size(), 2U);
+  EXPECT_EQ(pruned[0].first, 100U);
+  EXPECT_EQ(pruned[1].first, 101U);
 }
 
-TEST(RangeNodeLimit, NodesTheKernelKeepsDoNotGrowTheQueueWithoutBound) {
-  // Notifications that do not make the kernel forget (a dentry already gone): pruning goes on
-  // through the queue, and the queue of forgotten candidates is compacted.
+TEST(RangeNodeLimit, EveryNameOfOneNodeCountsAndGoes) {
+  // "0+100", "0-100" and "0x0+0x64" are one node: each name is a dentry that holds it.
   FakeKernel kernel;
-  kernel.set_forget_when_pruned(false);
-  auto limit = limit_of(kernel, 4);
-  for (fuse_ino_t ino = 100; ino < 2100; ++ino) {
-    look_up(kernel, limit, ino);
-    if (ino >= 104) kernel.forget(ino - 4);  // the kernel lets go later, by itself
-    ASSERT_LE(limit.queued(), 2 * 5 + 1);    // twice the live nodes (5 at a compaction), +1
-  }
+  auto limit = limit_of(kernel, 8);
+  for (int i = 0; i < 24; ++i) kernel.look_up(limit, 100, "0+" + std::string(i, '0') + "100");
+  ASSERT_TRUE(eventually([&] { return limit.queued() <= 7; }));
   limit.stop();
-  EXPECT_EQ(kernel.live_count(), 4U);
+  EXPECT_EQ(kernel.pruned().size(), 17U);
+  EXPECT_TRUE(kernel.is_live(100));  // 7 names still hold it
 }
 
 TEST(RangeNodeLimit, StopIsIdempotentAndEndsLookups) {
@@ -143,8 +151,9 @@ TEST(RangeNodeLimit, StopIsIdempotentAndEndsLookups) {
   auto limit = limit_of(kernel, 2);
   limit.stop();
   limit.stop();
-  for (fuse_ino_t ino = 100; ino < 110; ++ino) look_up(kernel, limit, ino);
+  for (fuse_ino_t ino = 100; ino < 110; ++ino) kernel.look_up(limit, ino, name_of(ino));
   EXPECT_TRUE(kernel.pruned().empty());
+  EXPECT_EQ(limit.queued(), 0U);
 }
 
 }  // namespace
