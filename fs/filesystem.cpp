@@ -87,12 +87,28 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
   }
 }
 
-void Filesystem::on_payload_thread(fuse_req_t req, fuse_ino_t ino, std::function<void()> op) {
+namespace {
+
+bool may_build(NodeKind kind, Filesystem::PayloadUse use) {
+  switch (use) {
+    case Filesystem::PayloadUse::node:
+      return needs_payload(kind);
+    case Filesystem::PayloadUse::entries:
+      return kind == NodeKind::payload_dir || kind == NodeKind::raw_dir ||
+             kind == NodeKind::range_dir;
+    case Filesystem::PayloadUse::xattrs:
+      return needs_payload(kind) || kind == NodeKind::payload_dir;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Filesystem::on_payload_thread(fuse_req_t req, fuse_ino_t ino, PayloadUse use,
+                                   std::function<void()> op) {
   if (metadata_ == nullptr) return op();
   const auto key = inodes_.find(ino);
-  if (!key || key->kind == NodeKind::source_dir || key->kind == NodeKind::symlink ||
-      key->kind == NodeKind::control_dir || key->kind == NodeKind::control_file)
-    return op();
+  if (!key || !may_build(key->kind, use)) return op();
   metadata_->submit(key->path, [this, req, op = std::move(op)](bool cancelled) {
     if (cancelled) return reply_error(req, EIO);
     op();
@@ -404,11 +420,12 @@ void Filesystem::attach(fuse_session* session) {
   session_ = session;
   if (options_.range_nodes > 0) {
     range_nodes_ = std::make_unique<RangeNodeLimit>(
-        options_.range_nodes, [this] { return inodes_.range_files(); },
+        options_.range_nodes,
         [this](fuse_ino_t ino) { return inodes_.is(ino, NodeKind::range_file); },
         [this](fuse_ino_t parent, fuse_ino_t child, const std::string& name) {
-          if (session_ == nullptr || !notifying_.load()) return;
-          fuse_lowlevel_notify_delete(session_, parent, child, name.c_str(), name.size());
+          if (session_ == nullptr || !notifying_.load()) return false;
+          return fuse_lowlevel_notify_delete(session_, parent, child, name.c_str(), name.size()) ==
+                 0;
         });
   }
   if (!options_.watch_sources) return;
@@ -424,6 +441,9 @@ void Filesystem::attach(fuse_session* session) {
 
 void Filesystem::quiesce() {
   notifying_.store(false);
+  // A range/ LOOKUP queued behind a stalled parse holds the directory lock a prune waits for:
+  // answer what waits (EIO) before stopping the range limit.
+  if (metadata_ != nullptr) metadata_->cancel_queued();
   // Stopped, not destroyed: workers still ask it what is watched, and tell it of lookups.
   if (watcher_ != nullptr) watcher_->stop();
   if (range_nodes_ != nullptr) range_nodes_->stop();
@@ -794,7 +814,16 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void Filesystem::read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi) {
   stats_.reads.fetch_add(1, std::memory_order_relaxed);
   OpenFile& file = HandleTable<OpenFile>::get(fi->fh);
-  if (file.is_slices_json) return read_slices_json(req, file, size, offset);
+  if (file.is_slices_json) {
+    // It reads the source (record attributes): off the workers where sources may stall.
+    if (metadata_ == nullptr) return read_slices_json(req, file, size, offset);
+    // `file` lives until release(), which the kernel sends only once this read is answered.
+    return metadata_->submit(file.payload->path(),
+                             [this, req, &file, size, offset](bool cancelled) {
+                               if (cancelled) return reply_error(req, EIO);
+                               read_slices_json(req, file, size, offset);
+                             });
+  }
   const uint64_t length = file.is_text ? file.text.size() : file.range.length;
   const auto start = static_cast<uint64_t>(std::max<off_t>(offset, 0));
   if (start >= length) {
@@ -1031,8 +1060,7 @@ std::variant<Filesystem::Xattrs, int> Filesystem::xattrs(fuse_ino_t ino) {
 
 void Filesystem::getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   // ls -l probes security.* and system.* of every entry: answer without parsing payloads.
-  if (std::string_view(name).rfind("user.payloadfs.", 0) != 0)
-    return static_cast<void>(fuse_reply_err(req, ENODATA));
+  if (!is_ours(name)) return static_cast<void>(fuse_reply_err(req, ENODATA));
   auto all = xattrs(ino);
   if (const int* err = std::get_if<int>(&all)) return reply_error(req, *err);
   for (const auto& [key, value] : std::get<Xattrs>(all)) {

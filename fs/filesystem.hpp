@@ -52,17 +52,24 @@ class Filesystem {
   void readlink(fuse_req_t req, fuse_ino_t ino);
   void statfs(fuse_req_t req);
   void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  // Whether an xattr name is one of ours (user.payloadfs.*); others are ENODATA on every node.
+  [[nodiscard]] static bool is_ours(std::string_view xattr_name) {
+    return xattr_name.rfind("user.payloadfs.", 0) == 0;
+  }
   void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 
   // Replies with an error and counts it.
   void reply_error(fuse_req_t req, int error);
 
-  // Runs `op`, an operation on node `ino`, here, or, with pread_sources when `ino` belongs to
-  // a payload, on a metadata thread (one per source at a time, sources taking turns): what
-  // builds a payload reads its source, which may stall, and a stalled source must not hold
+  // What an operation on a node may build: the node's own payload (getattr, open), that of
+  // its entries (lookup, opendir, readdir), or the payload its xattrs describe.
+  enum class PayloadUse { node, entries, xattrs };
+  // Runs `op`, an operation on node `ino`, here, or, with pread_sources when it may build a
+  // payload (`use`), on a metadata thread (one per source at a time, sources taking turns):
+  // building a payload reads its source, which may stall, and a stalled source must not hold
   // the request workers (a changed file's every node needs the new parse). `op` must own
   // copies of what the request's arguments point to; a cancelled one is answered EIO.
-  void on_payload_thread(fuse_req_t req, fuse_ino_t ino, std::function<void()> op);
+  void on_payload_thread(fuse_req_t req, fuse_ino_t ino, PayloadUse use, std::function<void()> op);
 
   // Starts watching SRC for changes and bounding range/ nodes (once the session exists, so
   // the kernel's caches can be told), and stops before the session goes away.

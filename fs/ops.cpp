@@ -11,6 +11,8 @@
 namespace payloadfs {
 namespace {
 
+using Use = Filesystem::PayloadUse;
+
 Filesystem& fs(fuse_req_t req) {
   return *static_cast<Filesystem*>(fuse_req_userdata(req));
 }
@@ -21,7 +23,7 @@ void op_init(void* userdata, fuse_conn_info* conn) {
 // Operations that may build a payload run where Filesystem::on_payload_thread says; what
 // their arguments point to lives only until they return, so the deferred ones own copies.
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  fs(req).on_payload_thread(req, parent, [req, parent, name = std::string(name)] {
+  fs(req).on_payload_thread(req, parent, Use::entries, [req, parent, name = std::string(name)] {
     fs(req).lookup(req, parent, name.c_str());
   });
 }
@@ -34,19 +36,19 @@ void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
   fuse_reply_none(req);
 }
 void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  fs(req).on_payload_thread(req, ino, [req, ino] { fs(req).getattr(req, ino); });
+  fs(req).on_payload_thread(req, ino, Use::node, [req, ino] { fs(req).getattr(req, ino); });
 }
 void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  fs(req).on_payload_thread(req, ino,
+  fs(req).on_payload_thread(req, ino, Use::entries,
                             [req, ino, file = *fi]() mutable { fs(req).opendir(req, ino, &file); });
 }
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  fs(req).on_payload_thread(req, ino, [req, ino, size, off, file = *fi]() mutable {
+  fs(req).on_payload_thread(req, ino, Use::entries, [req, ino, size, off, file = *fi]() mutable {
     fs(req).readdir(req, ino, size, off, &file, false);
   });
 }
 void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  fs(req).on_payload_thread(req, ino, [req, ino, size, off, file = *fi]() mutable {
+  fs(req).on_payload_thread(req, ino, Use::entries, [req, ino, size, off, file = *fi]() mutable {
     fs(req).readdir(req, ino, size, off, &file, true);
   });
 }
@@ -54,7 +56,7 @@ void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   fs(req).releasedir(req, fi);
 }
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  fs(req).on_payload_thread(req, ino,
+  fs(req).on_payload_thread(req, ino, Use::node,
                             [req, ino, file = *fi]() mutable { fs(req).open(req, ino, &file); });
 }
 void op_read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -70,12 +72,15 @@ void op_statfs(fuse_req_t req, fuse_ino_t) {
   fs(req).statfs(req);
 }
 void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  fs(req).on_payload_thread(req, ino, [req, ino, name = std::string(name), size] {
+  // ls -l probes security.* and system.* of every entry: those are answered at once.
+  if (!Filesystem::is_ours(name)) return static_cast<void>(fuse_reply_err(req, ENODATA));
+  fs(req).on_payload_thread(req, ino, Use::xattrs, [req, ino, name = std::string(name), size] {
     fs(req).getxattr(req, ino, name.c_str(), size);
   });
 }
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  fs(req).on_payload_thread(req, ino, [req, ino, size] { fs(req).listxattr(req, ino, size); });
+  fs(req).on_payload_thread(req, ino, Use::xattrs,
+                            [req, ino, size] { fs(req).listxattr(req, ino, size); });
 }
 
 // Everything that writes: the filesystem is read-only.

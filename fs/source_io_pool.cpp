@@ -63,7 +63,7 @@ void SourceIoPool::run() {
   }
 }
 
-void SourceIoPool::stop() {
+void SourceIoPool::cancel_queued() {
   std::vector<Job> cancelled;
   {
     const std::lock_guard lock(mutex_);
@@ -78,6 +78,10 @@ void SourceIoPool::stop() {
   }
   wake_.notify_all();
   for (auto& job : cancelled) job(true);
+}
+
+void SourceIoPool::stop() {
+  cancel_queued();
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();
   }

@@ -34,7 +34,9 @@ class SourceIoPool {
 
   // Queues `job` behind the jobs of `source` (run in order of submission, per_source at once).
   void submit(const std::string& source, Job job);
-  // Cancels what is queued (on this thread) and waits for the jobs under way. Idempotent.
+  // Cancels what is queued (on this thread), and what is submitted from now on. Idempotent.
+  void cancel_queued();
+  // cancel_queued(), then waits for the jobs under way. Idempotent.
   void stop();
   [[nodiscard]] size_t queued() const;
 

@@ -495,6 +495,21 @@ class SourceFaultTest(unittest.TestCase):
                            timeout=30, what="a parse of big.npy to block")
                 self.assertTrue(all(t.is_alive() for t in threads), f"a parse did not block: {got}")
                 self.assert_others_served(mnt, threads)
+                # What needs no parse of big.npy is not queued behind it: its directory's
+                # attributes, and the security.* probe ls -l makes of every entry.
+                took, _ = timed(lambda: os.stat(mnt / "big.npy"), "stat of big.npy",
+                                timeout=BLOCK_SECONDS / 2)
+                self.assertLess(took, LATENCY_BOUND, "stat of the stalled payload's directory")
+
+                def probe():
+                    with self.assertRaises(OSError) as ctx:
+                        os.getxattr(mnt / "big.npy", "security.selinux")
+                    return ctx.exception.errno
+                took, err = timed(probe, "security.selinux of big.npy", timeout=BLOCK_SECONDS / 2)
+                self.assertEqual(err, errno.ENODATA)
+                self.assertLess(took, LATENCY_BOUND, "a security.* probe of the stalled payload")
+                self.assertTrue(all(t.is_alive() for t in threads),
+                                "the block ended before the checks did")
             finally:
                 fs.release()
                 for thread in threads:

@@ -104,6 +104,8 @@ class XattrTest(unittest.TestCase):
     """listxattr/getxattr of every kind of node against the files' own layout; ENODATA, ERANGE
     and EROFS exactly where docs/layout.md says."""
 
+    OPTIONS = ()
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-ns-xattr-"))
@@ -119,7 +121,7 @@ class XattrTest(unittest.TestCase):
                                      (1700000001, 250000, bytes(range(20, 45)), 29)])
         (data / "lnk").symlink_to("x.npy")
         cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(cls.src))
+        cls.mnt = cls.stack.enter_context(mounted(cls.src, *cls.OPTIONS))
         cls.expected = cls.expected_attributes()
 
     @classmethod
@@ -262,6 +264,13 @@ class XattrTest(unittest.TestCase):
                     self.assertEqual(ctx.exception.errno, errno.EROFS, f"{what}: {ctx.exception}")
                 self.assertEqual(sorted(os.listxattr(path, follow_symlinks=follow)),
                                  sorted(attributes))
+
+
+class XattrOnMetadataThreadsTest(XattrTest):
+    """The same with -o pread=1 (the default on FUSE and network sources), where xattr calls
+    on a payload's nodes are answered from the metadata threads."""
+
+    OPTIONS = ("-o", "pread=1")
 
 
 if __name__ == "__main__":
