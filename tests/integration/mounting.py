@@ -156,12 +156,23 @@ def fuse_connection_of(mnt):
     return None
 
 
-def abort_connection(conn):
+def abort_connection(conn, mnt=None):
     """Ends a wedged mount: the kernel fails every request pending on the connection, so
     neither the daemon nor a reader stays stuck (a thread waiting in the kernel for a reply
-    ignores even SIGKILL)."""
-    if conn is not None and (conn / "abort").exists():
-        (conn / "abort").write_text("1")
+    ignores even SIGKILL).
+
+    A connection's number is its device's minor, which the kernel hands out again as soon as
+    the mount is gone: with `mnt`, the connection is aborted only while no other mount point
+    of this namespace has that device (else it is another test's mount now, which an abort
+    would kill)."""
+    if conn is None or not (conn / "abort").exists():
+        return
+    if mnt is not None:
+        with open("/proc/self/mountinfo") as f:
+            users = [line.split()[4] for line in f if line.split()[2] == f"0:{conn.name}"]
+        if users and str(mnt) not in users:
+            return
+    (conn / "abort").write_text("1")
 
 
 class DaemonFailure(AssertionError):
@@ -247,7 +258,8 @@ class ForegroundDaemon:
 
     def kill(self):
         if self.proc.poll() is None:
-            abort_connection(self.connection)  # a wedged daemon ends only once it is aborted
+            # A wedged daemon ends only once it is aborted.
+            abort_connection(self.connection, self.mnt)
             self.proc.kill()
         self.proc.wait(timeout=EXIT_TIMEOUT)
 
