@@ -3,7 +3,8 @@ writer rewrites, truncates, regrows, renames and deletes the sources, with a cac
 that evictions race with reads, and a range/ limit so small (range_nodes=32) that pruning
 races with lookups. Run in every build; under the sanitizers (ASan+UBSan, and the
 ThreadSanitizer daemon of scripts/test.sh) any report fails the test through the daemon's log
-and exit status, which mounted() checks. PAYLOADFS_CHURN_SECONDS sets the duration."""
+and exit status, which mounted() checks. PAYLOADFS_CHURN_SECONDS sets the duration of each
+mode: 20 s by default (the ThreadSanitizer step), 10 s under ctest (tests/CMakeLists.txt)."""
 import os
 import pathlib
 import tempfile
