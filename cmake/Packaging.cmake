@@ -1,4 +1,4 @@
-# What `cmake --install` puts beside bin/payloadfs (fs/CMakeLists.txt), and the Debian package
+# What `cmake --install` puts beside bin/payloadfs (cli/CMakeLists.txt), and the Debian package
 # of it all: `cpack` in the build dir writes payloadfs_<version>_<arch>.deb
 # (scripts/check-package.sh builds and checks one).
 include(GNUInstallDirs)

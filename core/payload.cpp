@@ -12,11 +12,12 @@
 #include <variant>
 #include <vector>
 
-#include "core/byte_source.hpp"
-#include "core/checked_math.hpp"
 #include "core/heap_size.hpp"
-#include "core/hex.hpp"
-#include "core/json_text.hpp"
+#include "core/io/byte_source.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/hex.hpp"
+#include "core/render/json_text.hpp"
+#include "core/render/time_text.hpp"
 
 namespace payloadfs {
 namespace {
@@ -116,17 +117,6 @@ void bound_header(Layout& layout) {
 
 int64_t to_ns(const struct timespec& ts) {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-std::string iso8601(const struct timespec& ts) {
-  struct tm tm {};
-  const time_t seconds = ts.tv_sec;
-  gmtime_r(&seconds, &tm);
-  char date[32];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%09ldZ", static_cast<long>(ts.tv_nsec));
-  return std::string(date) + frac;
 }
 
 std::string dump(const Json& json) {
@@ -237,7 +227,8 @@ Payload::Payload(std::string path, const struct stat& st, Layout layout, std::st
   Json header = Json::object();
   header["path"] = utf8_or_escaped(path_);
   header["size"] = size();
-  header["mtime"] = iso8601(stat_.st_mtim);
+  header["mtime"] =
+      utc_timestamp(stat_.st_mtim.tv_sec, static_cast<uint64_t>(stat_.st_mtim.tv_nsec), 9);
   header["mtime_ns"] = to_ns(stat_.st_mtim);
   header["format"] = format_;
   header["magic"] = to_hex(magic_bytes);

@@ -15,12 +15,12 @@
 #include <string>
 #include <string_view>
 
-#include "core/layout.hpp"
-#include "core/mapped_file.hpp"
-#include "core/refs_json.hpp"
-#include "core/registry.hpp"
-#include "core/slice_tree.hpp"
-#include "core/slices_json.hpp"
+#include "core/io/mapped_file.hpp"
+#include "core/model/layout.hpp"
+#include "core/model/registry.hpp"
+#include "core/render/refs_json.hpp"
+#include "core/render/slices_json.hpp"
+#include "core/vfs/slice_tree.hpp"
 
 namespace payloadfs {
 

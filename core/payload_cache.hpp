@@ -17,9 +17,9 @@
 #include <unordered_map>
 #include <variant>
 
+#include "core/io/source_root.hpp"
+#include "core/model/registry.hpp"
 #include "core/payload.hpp"
-#include "core/registry.hpp"
-#include "core/source_root.hpp"
 
 namespace payloadfs {
 
@@ -52,7 +52,9 @@ class PayloadCache {
   // recently used one is kept whatever its size).
   PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity,
                size_t memory_budget = kDefaultMemoryBudget);
-  static constexpr size_t kDefaultMemoryBudget = 8 << 20;
+  // A mount's defaults (-o cache_entries, cache_memory).
+  static constexpr size_t kDefaultCapacity = 4096;
+  static constexpr size_t kDefaultMemoryBudget = size_t{4} << 20;
 
   // The current payload of the regular file at `rel`, or an errno value.
   [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> get(const std::string& rel,

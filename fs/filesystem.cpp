@@ -12,9 +12,9 @@
 #include <cstring>
 #include <vector>
 
-#include "core/checked_math.hpp"
-#include "core/json_text.hpp"
-#include "core/range_name.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
+#include "core/vfs/range_name.hpp"
 #include "fs/log.hpp"
 #include "fs/readahead.hpp"
 #include "payloadfs/version.hpp"

@@ -14,10 +14,10 @@
 #include <string_view>
 #include <variant>
 
+#include "core/io/source_root.hpp"
+#include "core/model/registry.hpp"
 #include "core/payload_cache.hpp"
 #include "core/payload_errors.hpp"
-#include "core/registry.hpp"
-#include "core/source_root.hpp"
 #include "fs/handle_table.hpp"
 #include "fs/inode_table.hpp"
 #include "fs/node.hpp"

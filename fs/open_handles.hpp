@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/io/unique_fd.hpp"
 #include "core/payload.hpp"
-#include "core/unique_fd.hpp"
 #include "fs/node.hpp"
 #include "fs/source_budget.hpp"
 

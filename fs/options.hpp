@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "core/payload_cache.hpp"
+
 namespace payloadfs {
 
 struct MountOptions {
@@ -18,13 +20,20 @@ struct MountOptions {
   // Serve payload bytes with pread on a pool of I/O threads instead of from a mapping
   // (default on FUSE and network sources; -o pread=0|1): see fs/source_io_pool.hpp.
   bool pread_sources = false;
-  size_t cache_entries = 4096;    // payloads (mappings + parsed layouts) kept
-  size_t cache_memory = 4 << 20;  // and about this many bytes of them
-  // range/ nodes kept live (fs/range_node_limit.hpp); 0: no limit. The default costs the
-  // kernel about 16 MB of inodes and dentries at most, and us about 3 MB.
-  size_t range_nodes = 16384;
-  unsigned read_ahead_kb = 2048;  // the mount's readahead window; 0 leaves the kernel's
-  std::string mountpoint;         // resolved, to find the mount's bdi
+  // The defaults of the options below, written here only (the command line and its help
+  // text take them from here).
+  static constexpr size_t kDefaultCacheEntries = PayloadCache::kDefaultCapacity;
+  static constexpr size_t kDefaultCacheMemory = PayloadCache::kDefaultMemoryBudget;
+  // The default costs the kernel about 16 MB of inodes and dentries at most, and us 3 MB.
+  static constexpr unsigned kDefaultRangeNodes = 16384;
+  static constexpr unsigned kDefaultReadAheadKb = 2048;
+
+  size_t cache_entries = kDefaultCacheEntries;  // payloads (mappings + parsed layouts) kept
+  size_t cache_memory = kDefaultCacheMemory;    // and about this many bytes of them
+  // range/ nodes kept live (fs/range_node_limit.hpp); 0: no limit.
+  size_t range_nodes = kDefaultRangeNodes;
+  unsigned read_ahead_kb = kDefaultReadAheadKb;  // the mount's readahead window; 0: the kernel's
+  std::string mountpoint;                        // resolved, to find the mount's bdi
   // refs.json's references are this followed by the file's path in SRC; empty: SRC's
   // absolute path and '/'. Ends with '/' when set.
   std::string refs_prefix;

@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <utility>
 
-#include "core/unique_fd.hpp"
+#include "core/io/unique_fd.hpp"
 
 namespace payloadfs {
 

@@ -13,7 +13,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/unique_fd.hpp"
+#include "core/io/unique_fd.hpp"
 
 namespace payloadfs {
 

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/unique_fd.hpp"
+#include "core/io/unique_fd.hpp"
 
 namespace payloadfs {
 namespace {

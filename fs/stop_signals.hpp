@@ -17,7 +17,7 @@
 #include <memory>
 #include <thread>
 
-#include "core/unique_fd.hpp"
+#include "core/io/unique_fd.hpp"
 
 namespace payloadfs {
 

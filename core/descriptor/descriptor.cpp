@@ -22,11 +22,11 @@
 #include <optional>
 #include <set>
 
-#include "core/binary_reader.hpp"
-#include "core/checked_math.hpp"
-#include "core/hex.hpp"
-#include "core/json_text.hpp"
-#include "core/unique_fd.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/io/unique_fd.hpp"
+#include "core/render/hex.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::descriptor {
 

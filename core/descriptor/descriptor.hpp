@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/descriptor/expression.hpp"
-#include "core/format.hpp"
+#include "core/model/format.hpp"
 
 namespace payloadfs::descriptor {
 

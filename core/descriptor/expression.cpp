@@ -9,7 +9,7 @@
 #include <limits>
 #include <optional>
 
-#include "core/checked_math.hpp"
+#include "core/io/checked_math.hpp"
 
 namespace payloadfs::descriptor {
 

@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "core/binary_reader.hpp"
+#include "core/io/binary_reader.hpp"
 
 namespace payloadfs::descriptor {
 

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "core/format.hpp"
+#include "core/model/format.hpp"
 
 namespace payloadfs::formats {
 

@@ -17,10 +17,10 @@
 #include <utility>
 #include <vector>
 
-#include "core/binary_reader.hpp"
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/json_text.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::formats {
 namespace {

@@ -15,11 +15,11 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/binary_reader.hpp"
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/formats/capture_common.hpp"
-#include "core/json_text.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
+#include "core/vfs/record_names.hpp"
 
 namespace payloadfs::formats {
 namespace {
@@ -585,12 +585,11 @@ class Mcap final : public Format {
 
     layout.slices.reserve(s.attachments.size() + s.chunks.size());
     for (auto& a : s.attachments) layout.slices.push_back(std::move(a));
-    const unsigned chunk_width = capture::index_width(s.chunks.size());
+    const unsigned chunk_width = index_width(s.chunks.size());
     for (size_t i = 0; i < s.chunks.size(); ++i) {
       auto& c = s.chunks[i];
-      layout.slices.push_back(Slice{capture::numbered("chunk/", i, chunk_width),
-                                    {c.offset, c.length},
-                                    std::move(c.attributes)});
+      layout.slices.push_back(
+          Slice{numbered("chunk/", i, chunk_width), {c.offset, c.length}, std::move(c.attributes)});
     }
     return layout;
   }

@@ -10,11 +10,11 @@
 #include <string>
 #include <variant>
 
-#include "core/binary_reader.hpp"
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/json_text.hpp"
-#include "core/python_literal.hpp"
+#include "core/formats/support/python_literal.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::formats {
 namespace {

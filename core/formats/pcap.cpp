@@ -9,10 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "core/binary_reader.hpp"
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/formats/capture_common.hpp"
+#include "core/formats/support/linktypes.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/time_text.hpp"
 
 namespace payloadfs::formats {
 namespace {
@@ -63,7 +64,7 @@ Json packet_attributes(const ByteSource& source, const Record& record, Endian en
   // A fraction field at or above one second is carried, as Wireshark does.
   const int64_t seconds = static_cast<int64_t>(field(0)) + fraction / per_second;
   Json attributes = Json::object();
-  attributes["ts"] = capture::utc_timestamp(seconds, fraction % per_second, nano ? 9 : 6);
+  attributes["ts"] = utc_timestamp(seconds, fraction % per_second, nano ? 9 : 6);
   attributes["caplen"] = field(8);
   attributes["origlen"] = field(12);
   return attributes;

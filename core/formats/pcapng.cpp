@@ -13,11 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "core/binary_reader.hpp"
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/formats/capture_common.hpp"
-#include "core/json_text.hpp"
+#include "core/formats/support/linktypes.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
+#include "core/render/time_text.hpp"
 
 namespace payloadfs::formats {
 namespace {
@@ -89,7 +90,7 @@ std::optional<std::string> timestamp(const Clock& clock, uint64_t units) {
   int64_t total = 0;
   if (__builtin_add_overflow(static_cast<int64_t>(seconds), clock.tsoffset, &total))
     return std::nullopt;
-  return capture::utc_timestamp(total, fraction, digits);
+  return utc_timestamp(total, fraction, digits);
 }
 
 // A packet's attributes, read back from its block's fixed fields (one read just before its

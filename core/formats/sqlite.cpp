@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "core/binary_reader.hpp"
 #include "core/formats/builtin.hpp"
+#include "core/io/binary_reader.hpp"
 
 namespace payloadfs::formats {
 namespace {

@@ -14,10 +14,10 @@
 #include <string>
 #include <string_view>
 
-#include "core/byte_source.hpp"
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/json_text.hpp"
+#include "core/io/byte_source.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::formats {
 namespace {

@@ -6,7 +6,7 @@
 #include <iterator>
 #include <vector>
 
-#include "core/registry.hpp"
+#include "core/model/registry.hpp"
 
 int main(int argc, char** argv) {
   const auto registry = payloadfs::Registry::with_builtins();

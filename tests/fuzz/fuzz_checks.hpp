@@ -8,8 +8,8 @@
 #include <string>
 #include <string_view>
 
-#include "core/checked_math.hpp"
-#include "core/format.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/model/format.hpp"
 
 namespace payloadfs::fuzz {
 

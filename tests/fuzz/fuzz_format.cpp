@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "core/format.hpp"
+#include "core/model/format.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 namespace payloadfs::fuzz {

@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <string>
 
+#include "core/io/unique_fd.hpp"
+#include "core/model/registry.hpp"
 #include "core/payload.hpp"
-#include "core/registry.hpp"
-#include "core/unique_fd.hpp"
 #include "tests/fuzz/fuzz_checks.hpp"
 
 namespace {

@@ -11,7 +11,7 @@ Importing this module isolates the configuration payloadfs reads: HOME and XDG_C
 point at an empty directory for this process and everything it starts, and
 PAYLOADFS_SYSTEM_FORMATS at an empty directory instead of /etc/payloadfs/formats (payloadfs
 loads descriptors from $XDG_CONFIG_HOME/payloadfs/formats, else ~/.config/payloadfs/formats,
-then from the system directory, see fs/format_loading.cpp).
+then from the system directory, see cli/format_loading.cpp).
 
 CI (env CI set, as in CI, where everything is installed and the tests run as root): a test
 whose requirement is missing fails instead of skipping (see requirement()).

@@ -11,9 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include "core/io/unique_fd.hpp"
+#include "core/model/registry.hpp"
 #include "core/payload.hpp"
-#include "core/registry.hpp"
-#include "core/unique_fd.hpp"
 #include "microbench/builders.hpp"
 
 namespace payloadfs::microbench {

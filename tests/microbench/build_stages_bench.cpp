@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/byte_source.hpp"
-#include "core/slice_tree.hpp"
-#include "core/slices_json.hpp"
+#include "core/io/byte_source.hpp"
+#include "core/render/slices_json.hpp"
+#include "core/vfs/slice_tree.hpp"
 #include "microbench/bench_support.hpp"
 
 namespace payloadfs::microbench {

@@ -20,8 +20,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/io/source_root.hpp"
 #include "core/payload_cache.hpp"
-#include "core/source_root.hpp"
 #include "microbench/bench_support.hpp"
 
 namespace payloadfs::microbench {

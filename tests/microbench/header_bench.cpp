@@ -9,8 +9,8 @@
 #include <algorithm>
 #include <string>
 
-#include "core/byte_source.hpp"
-#include "core/format.hpp"
+#include "core/io/byte_source.hpp"
+#include "core/model/format.hpp"
 #include "microbench/bench_support.hpp"
 
 namespace payloadfs::microbench {

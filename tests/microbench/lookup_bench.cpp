@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/slice_tree.hpp"
+#include "core/vfs/slice_tree.hpp"
 #include "microbench/bench_support.hpp"
 
 namespace payloadfs::microbench {

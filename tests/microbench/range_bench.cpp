@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "core/range_name.hpp"
+#include "core/vfs/range_name.hpp"
 #include "microbench/bench_support.hpp"
 
 namespace payloadfs::microbench {

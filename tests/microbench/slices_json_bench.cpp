@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/byte_source.hpp"
+#include "core/io/byte_source.hpp"
 #include "microbench/bench_support.hpp"
 
 namespace payloadfs::microbench {

@@ -1,10 +1,10 @@
-#include "core/binary_reader.hpp"
+#include "core/io/binary_reader.hpp"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 
-#include "core/checked_math.hpp"
+#include "core/io/checked_math.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

@@ -16,13 +16,15 @@
 #include <sstream>
 #include <thread>
 
-#include "core/checked_math.hpp"
+#include "core/io/checked_math.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs::descriptor {
 namespace {
 
+using testing::errors_of;
 using testing::expect_in_bounds;
+using testing::has_error;
 
 using payloadfs::testing::Bytes;
 using payloadfs::testing::parse_bytes;
@@ -44,18 +46,6 @@ std::string load_error(const std::string& text) {
   if (auto* err = std::get_if<LoadError>(&r)) return err->message;
   ADD_FAILURE() << "descriptor loaded, expected an error:\n" << text;
   return {};
-}
-
-bool has_error(const Layout& layout, const std::string& part) {
-  for (const auto& e : layout.errors)
-    if (e.find(part) != std::string::npos) return true;
-  return false;
-}
-
-std::string errors_of(const Layout& layout) {
-  std::string out;
-  for (const auto& e : layout.errors) out += e + "\n";
-  return out;
 }
 
 class TempDir {

@@ -11,14 +11,15 @@
 #include <string>
 #include <vector>
 
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/unique_fd.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/io/unique_fd.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {
 namespace {
 
+using testing::has_error;
 using testing::to_bytes;
 
 using testing::Bytes;
@@ -606,12 +607,6 @@ ManySections many_sections(uint64_t count, const std::string& name = "", uint64_
   for (uint64_t i = 1; i + 1 < count; ++i) shdr(name_offsets[i - 1], 1, data_off + i - 1, 1, 0, 0);
   shdr(shstrtab_name, 3, names_off, names.size(), 0, 0);
   return {b.data(), shoff};
-}
-
-bool has_error(const Layout& layout, std::string_view text) {
-  for (const auto& e : layout.errors)
-    if (e.find(text) != std::string::npos) return true;
-  return false;
 }
 
 TEST(ElfLimits, SixtyFiveThousandSectionsAreListedAndSlicedWithinLimits) {

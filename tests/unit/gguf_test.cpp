@@ -7,13 +7,15 @@
 #include <vector>
 
 #include "core/formats/builtin.hpp"
-#include "core/json_text.hpp"
+#include "core/render/json_text.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {
 namespace {
 
 using testing::Bytes;
+using testing::errors_of;
+using testing::has_error;
 using testing::parse_bytes;
 
 std::unique_ptr<Format> gguf() {
@@ -75,18 +77,6 @@ class G {
   bool big_;
   Bytes b_;
 };
-
-bool has_error(const Layout& layout, std::string_view needle) {
-  for (const auto& e : layout.errors)
-    if (e.find(needle) != std::string::npos) return true;
-  return false;
-}
-
-std::string errors_of(const Layout& layout) {
-  std::string out;
-  for (const auto& e : layout.errors) out += e + "\n";
-  return out;
-}
 
 // Two tensors (F32 [4], Q4_0 [32, 2]) after one metadata pair.
 std::vector<std::byte> small_file(bool big = false) {

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/unique_fd.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/io/unique_fd.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

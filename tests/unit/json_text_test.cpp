@@ -1,8 +1,8 @@
-#include "core/json_text.hpp"
+#include "core/render/json_text.hpp"
 
 #include <gtest/gtest.h>
 
-#include "core/hex.hpp"
+#include "core/render/hex.hpp"
 
 namespace payloadfs {
 namespace {

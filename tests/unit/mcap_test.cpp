@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "core/hex.hpp"
+#include "core/render/hex.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs::formats {
@@ -19,6 +19,7 @@ namespace {
 
 using testing::expect_in_bounds;
 using testing::first_error;
+using testing::has_error;
 
 using testing::Bytes;
 using testing::parse_bytes;
@@ -76,11 +77,6 @@ std::string file(const std::string& data, const std::string& summary) {
 }
 std::vector<std::byte> bytes_of(const std::string& s) {
   return Bytes().raw(s).data();
-}
-
-bool has_error(const Layout& l, const std::string& needle) {
-  return std::any_of(l.errors.begin(), l.errors.end(),
-                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
 }
 
 const Slice* find(const Layout& l, const std::string& name) {

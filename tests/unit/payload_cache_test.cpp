@@ -8,8 +8,8 @@
 #include <fstream>
 #include <string>
 
+#include "core/io/source_root.hpp"
 #include "core/payload_errors.hpp"
-#include "core/source_root.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

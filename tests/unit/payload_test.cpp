@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/binary_reader.hpp"
 #include "core/formats/builtin.hpp"
+#include "core/io/binary_reader.hpp"
+#include "core/io/source_root.hpp"
 #include "core/payload_cache.hpp"
-#include "core/source_root.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

@@ -6,7 +6,7 @@
 #include <random>
 #include <string>
 
-#include "core/hex.hpp"
+#include "core/render/hex.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs::formats {
@@ -18,6 +18,7 @@ namespace {
 
 using testing::expect_in_bounds;
 using testing::first_error;
+using testing::has_error;
 
 using testing::Bytes;
 using testing::parse_bytes;
@@ -41,11 +42,6 @@ struct Writer {
     return *this;
   }
 };
-
-bool has_error(const Layout& l, const std::string& needle) {
-  return std::any_of(l.errors.begin(), l.errors.end(),
-                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-}
 
 TEST(Pcap, Detect) {
   auto f = formats::make_pcap();

@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "core/hex.hpp"
+#include "core/render/hex.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs::formats {
@@ -19,6 +19,7 @@ namespace {
 
 using testing::expect_in_bounds;
 using testing::first_error;
+using testing::has_error;
 
 using testing::Bytes;
 using testing::parse_bytes;
@@ -67,11 +68,6 @@ struct Ng {
                         num(data.size(), 4) + num(data.size(), 4) + pad(data));
   }
 };
-
-bool has_error(const Layout& l, const std::string& needle) {
-  return std::any_of(l.errors.begin(), l.errors.end(),
-                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
-}
 
 TEST(Pcapng, Detect) {
   auto f = formats::make_pcapng();

@@ -14,6 +14,7 @@ namespace payloadfs {
 namespace {
 
 using testing::expect_in_bounds;
+using testing::has_error;
 
 using testing::Bytes;
 using testing::parse_bytes;
@@ -45,11 +46,6 @@ Bytes minimal_png() {
   add_chunk(b, "IDAT", std::string("\x78\x9c\x63\x00\x00\x00\x01\x00\x01", 9));
   add_chunk(b, "IEND", "");
   return b;
-}
-
-bool has_error(const Layout& l, const std::string& needle) {
-  return std::any_of(l.errors.begin(), l.errors.end(),
-                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
 }
 
 TEST(Png, Detect) {

@@ -1,4 +1,4 @@
-#include "core/python_literal.hpp"
+#include "core/formats/support/python_literal.hpp"
 
 #include <gtest/gtest.h>
 

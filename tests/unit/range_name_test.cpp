@@ -1,4 +1,4 @@
-#include "core/range_name.hpp"
+#include "core/vfs/range_name.hpp"
 
 #include <gtest/gtest.h>
 

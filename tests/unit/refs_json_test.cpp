@@ -1,7 +1,7 @@
 // refs.json: which slices are arrays, how they are named for zarr, and the text rendered, by
 // hand and from the fixture files real tools wrote.
 
-#include "core/refs_json.hpp"
+#include "core/render/refs_json.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/registry.hpp"
+#include "core/model/registry.hpp"
 #include "test_support.hpp"
 
 namespace payloadfs {

@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <random>
 
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/registry.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/model/registry.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

@@ -3,13 +3,14 @@
 #include <fstream>
 
 #include "core/formats/builtin.hpp"
-#include "core/hex.hpp"
+#include "core/render/hex.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {
 namespace {
 
 using testing::Bytes;
+using testing::has_error;
 
 Bytes safetensors(const std::string& header, size_t data_bytes) {
   Bytes b;
@@ -23,11 +24,6 @@ class SafetensorsTest : public ::testing::Test {
   std::unique_ptr<Format> format = formats::make_safetensors();
 
   Layout parse(const Bytes& b) { return testing::parse_bytes(*format, b.data()); }
-  static bool has_error(const Layout& l, std::string_view text) {
-    for (const auto& e : l.errors)
-      if (e.find(text) != std::string::npos) return true;
-    return false;
-  }
 };
 
 TEST_F(SafetensorsTest, DetectsByStructure) {

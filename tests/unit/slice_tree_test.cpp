@@ -1,4 +1,4 @@
-#include "core/slice_tree.hpp"
+#include "core/vfs/slice_tree.hpp"
 
 #include <gtest/gtest.h>
 

@@ -13,6 +13,8 @@ namespace payloadfs {
 namespace {
 
 using testing::Bytes;
+using testing::errors_of;
+using testing::has_error;
 using testing::parse_bytes;
 
 std::unique_ptr<Format> sqlite() {
@@ -42,18 +44,6 @@ std::vector<std::byte> database(const Fields& f, uint64_t pages = 3) {
   const uint64_t page = f.page_size == 1 ? 65536 : f.page_size;
   b.zeros(static_cast<size_t>(page * pages - 100));
   return b.data();
-}
-
-bool has_error(const Layout& layout, std::string_view needle) {
-  for (const auto& e : layout.errors)
-    if (e.find(needle) != std::string::npos) return true;
-  return false;
-}
-
-std::string errors_of(const Layout& layout) {
-  std::string out;
-  for (const auto& e : layout.errors) out += e + "\n";
-  return out;
 }
 
 TEST(Sqlite, Detects) {

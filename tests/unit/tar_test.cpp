@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/layout.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/model/layout.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "core/byte_source.hpp"
-#include "core/checked_math.hpp"
-#include "core/format.hpp"
+#include "core/io/byte_source.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/io/unique_fd.hpp"
+#include "core/model/format.hpp"
+#include "core/model/registry.hpp"
 #include "core/payload.hpp"
-#include "core/registry.hpp"
-#include "core/slice_tree.hpp"
-#include "core/unique_fd.hpp"
+#include "core/vfs/slice_tree.hpp"
 #include "unit/bytes.hpp"
 
 namespace payloadfs::testing {
@@ -50,6 +50,20 @@ inline std::vector<std::byte> to_bytes(std::string_view s) {
 inline void expect_in_bounds(const Layout& layout, uint64_t size) {
   for (const auto& s : layout.slices)
     EXPECT_TRUE(range_within(s.range.offset, s.range.length, size)) << s.name;
+}
+
+// Whether some error of `layout` contains `text`.
+inline bool has_error(const Layout& layout, std::string_view text) {
+  for (const auto& e : layout.errors)
+    if (e.find(text) != std::string::npos) return true;
+  return false;
+}
+
+// Every error, one per line (for failure messages).
+inline std::string errors_of(const Layout& layout) {
+  std::string out;
+  for (const auto& e : layout.errors) out += e + "\n";
+  return out;
 }
 
 // The first error, or "" when there is none (for failure messages).

@@ -12,6 +12,7 @@ namespace payloadfs {
 namespace {
 
 using testing::expect_in_bounds;
+using testing::has_error;
 
 using testing::Bytes;
 using testing::parse_bytes;
@@ -52,11 +53,6 @@ Bytes wav(bool big, const std::string& fmt, const std::string& data) {
   file.n(body.b.size(), 4);
   file.b.append(body.b.data());
   return file.b;
-}
-
-bool has_error(const Layout& l, const std::string& needle) {
-  return std::any_of(l.errors.begin(), l.errors.end(),
-                     [&](const std::string& e) { return e.find(needle) != std::string::npos; });
 }
 
 const Slice* find(const Layout& l, const std::string& name) {

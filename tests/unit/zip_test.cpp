@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "core/checked_math.hpp"
 #include "core/formats/builtin.hpp"
-#include "core/json_text.hpp"
-#include "core/layout.hpp"
+#include "core/io/checked_math.hpp"
+#include "core/model/layout.hpp"
+#include "core/render/json_text.hpp"
 #include "unit/test_support.hpp"
 
 namespace payloadfs {

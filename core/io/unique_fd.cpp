@@ -1,0 +1,12 @@
+#include "core/io/unique_fd.hpp"
+
+#include <unistd.h>
+
+namespace payloadfs {
+
+void UniqueFd::reset(int fd) noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+}  // namespace payloadfs
