@@ -17,7 +17,7 @@ fi
 /usr/bin/python3 scripts/make-samples.py "$src"
 /usr/bin/python3 scripts/gen-telemetry.py "$src/telemetry" --files 2 --records 50
 # Descriptors in examples/formats teach payloadfs the sample telemetry format.
-./build/release/fs/payloadfs "$src" "$mnt" -o formats="$PWD/examples/formats"  # returns once mounted
+./build/release/cli/payloadfs "$src" "$mnt" -o formats="$PWD/examples/formats"  # returns once mounted
 
 show() { printf '\n$ %s\n' "$*"; "$@"; }
 show ls "$mnt"

@@ -52,7 +52,7 @@ done
 stage "concurrency mount tests against the ThreadSanitizer daemon"
 (cd tests/integration &&
   TSAN_OPTIONS="halt_on_error=0 exitcode=66 second_deadlock_stack=1" \
-    PAYLOADFS_BIN="$PWD/../../build/tsan/fs/payloadfs" PAYLOADFS_SANITIZED=1 \
+    PAYLOADFS_BIN="$PWD/../../build/tsan/cli/payloadfs" PAYLOADFS_SANITIZED=1 \
     PAYLOADFS_FIXTURES="$PWD/../../build/dev/tests/fixtures" \
     PAYLOADFS_FAULTFS="$PWD/../../build/dev/tests/payloadfs_faultfs" \
     timeout 600 /usr/bin/python3 -m unittest -v test_churn test_shutdown test_faults \

@@ -24,7 +24,7 @@ if [ -z "${PAYLOADFS_BIN:-}" ]; then
   echo "== build (build/dev)"
   cmake -S . -B build/dev -DPAYLOADFS_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build build/dev -j "$(nproc)" --target payloadfs >/dev/null
-  PAYLOADFS_BIN=$root/build/dev/fs/payloadfs
+  PAYLOADFS_BIN=$root/build/dev/cli/payloadfs
 fi
 
 work=$(mktemp -d /tmp/payloadfs-truncate.XXXXXX)

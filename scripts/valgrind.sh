@@ -23,7 +23,7 @@ if [ -z "${PAYLOADFS_BIN:-}" ]; then
   echo "== build ($build: Debug, no sanitizers)"
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DPAYLOADFS_SANITIZE=OFF >/dev/null
   cmake --build "$build" -j "${JOBS:-$(nproc)}" --target payloadfs >/dev/null
-  PAYLOADFS_BIN=$root/$build/fs/payloadfs
+  PAYLOADFS_BIN=$root/$build/cli/payloadfs
 fi
 if nm -D "$PAYLOADFS_BIN" 2>/dev/null | grep -q '__asan_init'; then
   echo "valgrind.sh: $PAYLOADFS_BIN is built with ASan; valgrind needs a plain build" >&2

@@ -922,7 +922,7 @@ def main():
     ap.add_argument("--metrics", default="", help="subset, e.g. M1,M3 (default all)")
     ap.add_argument("--source-fs", choices=("tmpfs", "disk"), default="tmpfs")
     ap.add_argument("--pin-cpu", type=int, default=1)
-    ap.add_argument("--payloadfs", default=os.path.join(REPO, "build/release/fs/payloadfs"))
+    ap.add_argument("--payloadfs", default=os.path.join(REPO, "build/release/cli/payloadfs"))
     ap.add_argument("--out", default="", help="results directory (default WORKDIR/results)")
     ap.add_argument("--keep-data", action="store_true", help="leave the tmpfs data mounted")
     ap.add_argument("--report-only", action="store_true",
