@@ -156,23 +156,22 @@ def fuse_connection_of(mnt):
     return None
 
 
-def abort_connection(conn, mnt=None):
-    """Ends a wedged mount: the kernel fails every request pending on the connection, so
-    neither the daemon nor a reader stays stuck (a thread waiting in the kernel for a reply
-    ignores even SIGKILL).
+def open_abort(conn):
+    """A descriptor of `conn`'s abort file, or None. Writing "1" to it ends a wedged mount:
+    the kernel fails every request pending on the connection, so neither the daemon nor a
+    reader stays stuck (a thread waiting in the kernel for a reply ignores even SIGKILL).
 
-    A connection's number is its device's minor, which the kernel hands out again as soon as
-    the mount is gone: with `mnt`, the connection is aborted only while no other mount point
-    of this namespace has that device (else it is another test's mount now, which an abort
-    would kill)."""
-    if conn is None or not (conn / "abort").exists():
-        return
-    if mnt is not None:
-        with open("/proc/self/mountinfo") as f:
-            users = [line.split()[4] for line in f if line.split()[2] == f"0:{conn.name}"]
-        if users and str(mnt) not in users:
-            return
-    (conn / "abort").write_text("1")
+    Open it while the connection is the mount's, and keep it: a connection's number is its
+    device's minor, which the kernel hands to the next mount as soon as this one is gone, so
+    the path may name another test's connection later (a new mount's connection exists before
+    its mount point shows in mountinfo). The descriptor stays this connection's: once the
+    kernel has removed it (at unmount, when it is aborted anyway) a write does nothing."""
+    if conn is None:
+        return None
+    try:
+        return os.open(conn / "abort", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
 
 
 class DaemonFailure(AssertionError):
@@ -205,6 +204,7 @@ class ForegroundDaemon:
         cmd = [BIN, str(source), str(mnt), *map(str, options), "-f"]
         ensure_fusectl()
         self.connection = None
+        self.abort_fd = None
         with open(self.log_path, "wb") as log_file:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file,
                                          stderr=log_file, preexec_fn=preexec_fn,
@@ -224,13 +224,24 @@ class ForegroundDaemon:
             status = self.proc.wait(timeout=EXIT_TIMEOUT)
             raise DaemonFailure(f"payloadfs {describe_status(status)} before serving {self.mnt}"
                                 f"\n--- {self.log_path} ---\n{log_tail(self.log_path)}")
-        self.connection = fuse_connection_of(self.mnt)  # now: a lazy unmount hides it later
+        self.hold_connection(fuse_connection_of(self.mnt))  # now: a lazy unmount hides it
+
+    def hold_connection(self, conn):
+        """Keeps a way to abort the mount's FUSE connection `conn` (see open_abort)."""
+        self.connection = conn
+        self.abort_fd = open_abort(conn)
+
+    def release_connection(self):
+        if self.abort_fd is not None:
+            os.close(self.abort_fd)
+            self.abort_fd = None
 
     def problems(self, expected_status=0, timeout=EXIT_TIMEOUT):
         """Waits for the daemon to exit (killing it after `timeout`); returns what was wrong."""
         problems = []
         try:
             status = self.proc.wait(timeout=timeout)
+            self.release_connection()
         except subprocess.TimeoutExpired:
             self.kill()
             problems.append(f"still running {timeout:.0f}s after its unmount (killed)")
@@ -259,9 +270,14 @@ class ForegroundDaemon:
     def kill(self):
         if self.proc.poll() is None:
             # A wedged daemon ends only once it is aborted.
-            abort_connection(self.connection, self.mnt)
+            if self.abort_fd is not None:
+                try:
+                    os.write(self.abort_fd, b"1")
+                except OSError:
+                    pass
             self.proc.kill()
         self.proc.wait(timeout=EXIT_TIMEOUT)
+        self.release_connection()
 
 
 @contextlib.contextmanager

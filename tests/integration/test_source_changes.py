@@ -387,7 +387,7 @@ class WatchLimitTest(NamespaceTestCase):
                 raise DaemonFailure(f"payloadfs did not serve in its namespace\n{log_tail(log)}")
             minor = mount_line(pid, mnt).split()[2].split(":")[1]
             connection = pathlib.Path(f"/sys/fs/fuse/connections/{minor}")
-            daemon.connection = connection if connection.exists() else None
+            daemon.hold_connection(connection if connection.exists() else None)
 
             def stop():
                 daemon.proc.send_signal(signal.SIGTERM)
