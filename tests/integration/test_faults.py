@@ -31,10 +31,11 @@ from mounting import (PYTHON, daemon_pid, fuse_connection_of, is_mounted, mounte
                       requirement, unmount, wait_until)
 
 FAULTFS = os.environ.get("PAYLOADFS_FAULTFS", "")
-SANITIZED = os.environ.get("PAYLOADFS_SANITIZED") == "1"
-# A stat or a read of another payload while one source blocks, in seconds.
-LATENCY_BOUND = 1.0 if SANITIZED else 0.1
 BLOCK_SECONDS = 10
+# A stat or a read of another payload while one source blocks, in seconds. What is proven is
+# that it was not queued behind the block; a fifth of the block leaves room for a loaded
+# 2-core CI machine running other tests (a bound of 0.1 s measured the scheduler instead).
+LATENCY_BOUND = BLOCK_SECONDS / 5
 MAX_THREADS = 4  # payloadfs's default -o max_threads
 OP_TIMEOUT = 60.0  # any one step through the mounts
 PAGE = 4096

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <set>
@@ -17,8 +18,23 @@ namespace {
 // The kernel and the inode table, as the limit sees them: each node has the names it was
 // looked up by; a pruned name goes, and a node without names is forgotten (at once here;
 // later in a mount). The test may also forget nodes itself (memory pressure).
+//
+// The pruner runs beside the lookups, so where it stops between the low water and the
+// limit depends on when it was scheduled. A test that needs one outcome holds the pruner
+// at its first question (is_live) until every lookup is queued.
 class FakeKernel {
  public:
+  void hold_pruner() {
+    const std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void release_pruner() {
+    {
+      const std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    released_.notify_all();
+  }
   void look_up(RangeNodeLimit& limit, fuse_ino_t child, const std::string& name) {
     {
       const std::lock_guard lock(mutex_);
@@ -31,7 +47,8 @@ class FakeKernel {
     names_.erase(child);
   }
   bool is_live(fuse_ino_t child) const {
-    const std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
+    released_.wait(lock, [this] { return !held_; });
     return names_.contains(child);
   }
   bool prune(fuse_ino_t parent, fuse_ino_t child, const std::string& name) {
@@ -54,6 +71,8 @@ class FakeKernel {
 
  private:
   mutable std::mutex mutex_;
+  mutable std::condition_variable released_;
+  bool held_ = false;
   std::map<fuse_ino_t, std::set<std::string>> names_;
   std::vector<std::pair<fuse_ino_t, std::string>> pruned_;
 };
@@ -108,7 +127,9 @@ TEST(RangeNodeLimit, NamesOfForgottenNodesAreDroppedWithoutANotification) {
   auto limit = limit_of(kernel, 16);
   for (fuse_ino_t ino = 100; ino < 116; ++ino) kernel.look_up(limit, ino, name_of(ino));
   for (fuse_ino_t ino = 100; ino < 108; ++ino) kernel.forget(ino);  // memory pressure
+  kernel.hold_pruner();
   for (fuse_ino_t ino = 116; ino < 125; ++ino) kernel.look_up(limit, ino, name_of(ino));
+  kernel.release_pruner();
   ASSERT_TRUE(eventually([&] { return limit.queued() <= 14; }));  // 25 queued, 16 - 16/8
   limit.stop();
   // The 11 oldest left the queue: 8 forgotten already, 3 pruned.
@@ -139,7 +160,9 @@ TEST(RangeNodeLimit, EveryNameOfOneNodeCountsAndGoes) {
   // "0+100", "0-100" and "0x0+0x64" are one node: each name is a dentry that holds it.
   FakeKernel kernel;
   auto limit = limit_of(kernel, 8);
+  kernel.hold_pruner();
   for (int i = 0; i < 24; ++i) kernel.look_up(limit, 100, "0+" + std::string(i, '0') + "100");
+  kernel.release_pruner();
   ASSERT_TRUE(eventually([&] { return limit.queued() <= 7; }));
   limit.stop();
   EXPECT_EQ(kernel.pruned().size(), 17U);
