@@ -18,9 +18,11 @@
 #include "core/model/registry.hpp"
 #include "core/payload_cache.hpp"
 #include "core/payload_errors.hpp"
+#include "core/vfs/control_files.hpp"
+#include "core/vfs/namespace.hpp"
+#include "core/vfs/node_key.hpp"
 #include "fs/handle_table.hpp"
 #include "fs/inode_table.hpp"
-#include "fs/node.hpp"
 #include "fs/open_handles.hpp"
 #include "fs/options.hpp"
 #include "fs/range_node_limit.hpp"
@@ -84,29 +86,20 @@ class Filesystem {
   void detach();
 
  private:
-  struct Resolved {
-    NodeKey key;
-    std::shared_ptr<const Payload> payload;  // set for nodes that need one
-  };
-
-  [[nodiscard]] std::variant<Resolved, int> resolve(fuse_ino_t ino);
-  [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> payload_for(const NodeKey& key);
-  // `source`, when given, receives the source's stat for source-directory children (which
-  // attributes() can then use instead of a second stat).
-  [[nodiscard]] std::variant<NodeKey, int> child(const Resolved& parent, std::string_view name,
-                                                 struct stat* source = nullptr);
-  [[nodiscard]] std::variant<struct stat, int> attributes(const NodeKey& key,
-                                                          const Payload* payload,
-                                                          const struct stat* source = nullptr);
-  // slices.json's exact size, measured on first need (ESTALE when the source changed).
-  [[nodiscard]] std::variant<uint64_t, int> slices_json_size(const Payload& payload);
-  // The source reopened, if it is still the version `payload` was built from (else ESTALE).
-  [[nodiscard]] std::variant<UniqueFd, int> source_of_version(const Payload& payload) const;
-  // An errno from the source as the mount answers it: ENOENT means the version is gone
-  // (ESTALE); permission errors stay; anything else is the source failing (EIO, logged).
-  [[nodiscard]] int source_error(const std::string& path, int err) const;
+  // The key of `ino`, checked against the source and with its payload (see Namespace).
+  [[nodiscard]] Result<ResolvedNode> resolve(fuse_ino_t ino);
+  // Namespace::child, and a source directory found is watched before the kernel caches it.
+  [[nodiscard]] Result<NodeKey> child(const ResolvedNode& parent, std::string_view name,
+                                      struct stat* source = nullptr);
+  // A reply's attributes of `key` (numbered `ino`), or the error to answer.
+  [[nodiscard]] Result<fuse_entry_param> entry_of(const NodeKey& key, const Payload* payload,
+                                                  const struct stat* source);
+  [[nodiscard]] std::optional<fuse_entry_param> plus_entry(const OpenDir& dir, const DirEntry& e,
+                                                           std::shared_ptr<const Payload>& payload);
   // Whether the source still has bytes up to `end` (see read()).
   [[nodiscard]] bool source_has(const OpenFile& file, uint64_t end) const;
+  // The open file's descriptor and mapping of a byte node (see open()); an errno otherwise.
+  [[nodiscard]] int prepare_bytes(OpenFile& file);
   [[nodiscard]] double attr_timeout(const NodeKey& key) const;
   [[nodiscard]] double entry_timeout(const std::string& parent_dir) const;
   [[nodiscard]] double negative_timeout(const std::string& parent_dir) const;
@@ -114,19 +107,16 @@ class Filesystem {
   // One-time tuning that must wait until FUSE INIT has completed (the first other request).
   void settle();
   void on_source_changes(const std::vector<SourceWatcher::Change>& changes, bool overflow);
-  [[nodiscard]] std::string control_file(std::string_view name) const;
-  // The user.payloadfs.* extended attributes of a node, in listing order.
-  using Xattrs = std::vector<std::pair<std::string, std::string>>;
-  [[nodiscard]] std::variant<Xattrs, int> xattrs(fuse_ino_t ino);
+  [[nodiscard]] Namespace::Observer logging_observer() const;
   [[nodiscard]] std::string stats_json() const;
-  [[nodiscard]] std::string errors_json() const;
-  [[nodiscard]] std::string formats_json() const;
 
   SourceRoot root_;
   Registry registry_;
   MountOptions options_;
   PayloadCache cache_;
-  mutable PayloadErrors payload_errors_;  // errors.json drops stale entries as it renders
+  PayloadErrors payload_errors_;
+  ControlFiles control_;
+  Namespace names_;
   InodeTable inodes_;
   Stats stats_;
   SourceBudget sources_;  // before files_: open files give their descriptors back to it
@@ -140,7 +130,6 @@ class Filesystem {
   std::unique_ptr<SourceIoPool> metadata_;       // with pread_sources only
   std::unique_ptr<RangeNodeLimit> range_nodes_;  // null with -o range_nodes=0
   const std::chrono::steady_clock::time_point started_;
-  const struct timespec started_wall_;
 };
 
 }  // namespace payloadfs

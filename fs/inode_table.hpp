@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "core/payload.hpp"
-#include "fs/node.hpp"
+#include "core/vfs/node_key.hpp"
 
 namespace payloadfs {
 

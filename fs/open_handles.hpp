@@ -11,13 +11,21 @@
 
 #include "core/io/unique_fd.hpp"
 #include "core/payload.hpp"
-#include "fs/node.hpp"
+#include "core/vfs/namespace.hpp"
+#include "core/vfs/node_key.hpp"
 #include "fs/source_budget.hpp"
 
 namespace payloadfs {
 
 // An open file: the payload version it opened (kept alive by the handle) and what it serves.
 struct OpenFile {
+  enum class Serves : uint8_t {
+    text,          // `text`: generated text, or a control file's snapshot
+    records_json,  // slices.json with record tables, rendered from `source` piece by piece
+    mapped,        // `range` of the source, from its mapping
+    pread,         // `range` of the source, read with pread on the I/O pool (pread_sources)
+  };
+  Serves serves = Serves::text;
   std::shared_ptr<const Payload> payload;
   // The source reopened, same version: byte nodes check its current size before each read;
   // slices.json with record tables reads attributes back from it.
@@ -26,11 +34,8 @@ struct OpenFile {
   // steps through it.
   std::mutex piece_mutex;
   SlicesJson::Piece piece;
-  bool is_slices_json = false;
   ByteRange range;  // byte nodes: the range of the source file served
-  // Bytes read with pread on the I/O pool (options' pread_sources), which opens `source` on
-  // the first read, under source_mutex.
-  bool pread = false;
+  // pread: the I/O pool opens `source` on the first read, under source_mutex.
   std::mutex source_mutex;
   // Where the last read ended (offset within `range`): a read starting there is sequential.
   std::atomic<uint64_t> next_read{UINT64_MAX};
@@ -38,12 +43,6 @@ struct OpenFile {
   // Control files: a snapshot taken at open, shared so that a read can keep it alive past its
   // reply (see Filesystem::read).
   std::shared_ptr<const std::string> owned_text;
-  bool is_text = false;
-};
-
-struct DirEntry {
-  std::string name;
-  NodeKey key;
 };
 
 struct OpenDir {

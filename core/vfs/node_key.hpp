@@ -1,11 +1,14 @@
 #pragma once
 // The kinds of node payloadfs shows, and the key that identifies one: which source object it
-// belongs to (by dev/ino and path) and which entry of it it is.
+// belongs to (by dev/ino and path) and which entry of it it is. Keys are made by the factories
+// below, so that each kind carries the fields it needs and no others.
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
 
 namespace payloadfs {
 
@@ -33,6 +36,26 @@ struct NodeKey {
   std::string sub;      // raw/ path of raw nodes, name of control files
   uint64_t offset = 0;  // range files
   uint64_t length = 0;
+
+  // A source object: a directory of SRC ("" is SRC itself), a file (a payload directory) or
+  // a symbolic link, identified by its dev/ino.
+  [[nodiscard]] static NodeKey source(NodeKind kind, dev_t dev, ino_t ino, std::string path) {
+    return NodeKey{kind, dev, ino, std::move(path), {}, 0, 0};
+  }
+  [[nodiscard]] static NodeKey control_dir() {
+    return NodeKey{NodeKind::control_dir, 0, 0, {}, {}, 0, 0};
+  }
+  [[nodiscard]] static NodeKey control_file(std::string_view name) {
+    return NodeKey{NodeKind::control_file, 0, 0, {}, std::string(name), 0, 0};
+  }
+  // An entry of this node's payload (this is its payload directory or another entry of it):
+  // header.json, raw/<sub>, range/, ...
+  [[nodiscard]] NodeKey entry(NodeKind entry_kind, std::string entry_sub = {}) const {
+    return NodeKey{entry_kind, dev, ino, path, std::move(entry_sub), 0, 0};
+  }
+  [[nodiscard]] NodeKey range_file(uint64_t range_offset, uint64_t range_length) const {
+    return NodeKey{NodeKind::range_file, dev, ino, path, {}, range_offset, range_length};
+  }
 
   friend bool operator==(const NodeKey&, const NodeKey&) = default;
 };
