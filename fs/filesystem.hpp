@@ -91,7 +91,8 @@ class Filesystem {
   // Namespace::child, and a source directory found is watched before the kernel caches it.
   [[nodiscard]] Result<NodeKey> child(const ResolvedNode& parent, std::string_view name,
                                       struct stat* source = nullptr);
-  // A reply's attributes of `key` (numbered `ino`), or the error to answer.
+  // The entry LOOKUP and READDIRPLUS reply for `key` (taking one lookup reference on its
+  // number), or the error to answer.
   [[nodiscard]] Result<fuse_entry_param> entry_of(const NodeKey& key, const Payload* payload,
                                                   const struct stat* source);
   [[nodiscard]] std::optional<fuse_entry_param> plus_entry(const OpenDir& dir, const DirEntry& e,
