@@ -25,6 +25,7 @@
 #include "core/model/registry.hpp"
 #include "fs/filesystem.hpp"
 #include "fs/log.hpp"
+#include "fs/loop_status.hpp"
 #include "fs/ops.hpp"
 #include "fs/spin_loop.hpp"
 #include "fs/stop_signals.hpp"
@@ -88,12 +89,12 @@ bool check_mountpoint(const char* mountpoint) {
 // The loop libfuse runs the session with: single-threaded (-s), spinning (-o spin_us), or
 // multi-threaded with -o clone_fd, max_threads and max_idle_threads. Its status: 0 or a
 // signal number when a signal ended it, negative on an error.
-int serve(fuse_session* session, const fuse_cmdline_opts& cmdline, unsigned spin_us) {
+int run_loop(fuse_session* session, const fuse_cmdline_opts& cmdline, unsigned spin_us) {
   const unsigned threads = cmdline.singlethread ? 1 : cmdline.max_threads;
   if (spin_us > 0) {
     const int status =
         payloadfs::run_spin_loop(session, threads, std::chrono::microseconds(spin_us));
-    if (status < 0)
+    if (status < 0 && !payloadfs::connection_ended(status))
       payloadfs::log(payloadfs::LogLevel::error, "reading /dev/fuse: %s", std::strerror(-status));
     return status;
   }
@@ -104,6 +105,16 @@ int serve(fuse_session* session, const fuse_cmdline_opts& cmdline, unsigned spin
   if (cmdline.max_idle_threads != UINT_MAX)  // UINT_MAX: not given; keep libfuse's default
     fuse_loop_cfg_set_idle_threads(loop.get(), cmdline.max_idle_threads);
   return fuse_session_loop_mt(session, loop.get());
+}
+
+// run_loop's status, with a connection the kernel ended while a request was being read
+// counted as the unmount it is (libfuse has printed "reading device" already).
+int serve(fuse_session* session, const fuse_cmdline_opts& cmdline, unsigned spin_us) {
+  const int status = run_loop(session, cmdline, spin_us);
+  if (!payloadfs::connection_ended(status)) return status;
+  payloadfs::log(payloadfs::LogLevel::info,
+                 "the kernel closed the connection while a request was being read: unmounted");
+  return 0;
 }
 
 // /dev/fuse is there and is the FUSE device; else a one-line message.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/io/unique_fd.hpp"
+#include "fs/loop_status.hpp"
 
 namespace payloadfs {
 namespace {
@@ -45,6 +46,10 @@ class SpinLoop {
         continue;
       }
       if (got == 0) break;  // unmounted, or the session was told to exit
+      if (connection_ended(got)) {
+        fuse_session_exit(session_);
+        break;
+      }
       if (got == -EINTR) continue;
       if (got != -EAGAIN) {
         fail(got);
