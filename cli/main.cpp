@@ -135,7 +135,7 @@ bool check_fuse_device() {
 }
 
 // SRC resolved and opened, or the exit status after a message.
-std::variant<payloadfs::SourceRoot, int> open_source(const char* source, std::string* resolved) {
+payloadfs::Result<payloadfs::SourceRoot> open_source(const char* source, std::string* resolved) {
   char path[PATH_MAX];
   if (::realpath(source, path) == nullptr) {
     std::fprintf(stderr, "payloadfs: source '%s': %s\n", source, std::strerror(errno));
@@ -224,7 +224,7 @@ int run(int argc, char** argv) {
   }
   std::string resolved;
   auto root = open_source(line.source, &resolved);
-  if (const int* status = std::get_if<int>(&root)) return *status;
+  if (const int* status = payloadfs::error_of(root)) return *status;
   // Before libfuse sees MNT: a missing one would be its "bad mount point", exit status 2, where
   // the man page says 1 (the mount cannot be made).
   if (!check_mountpoint(line.mountpoint)) return 1;
@@ -261,7 +261,7 @@ int run(int argc, char** argv) {
   }
   const std::string formats = format_names(std::get<Registry>(registry));
   raise_descriptor_limit();
-  payloadfs::Filesystem filesystem(std::get<payloadfs::SourceRoot>(std::move(root)),
+  payloadfs::Filesystem filesystem(std::move(payloadfs::value_of(root)),
                                    std::get<Registry>(std::move(registry)), setup.options);
   return mount_and_serve(args.get(), cmdline, line, filesystem, [&] {
     log_start(resolved, mountpoint.get(), formats, setup, cmdline, line.spin_us, level);

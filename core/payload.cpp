@@ -323,8 +323,8 @@ int Payload::map(int fd) const {
   if (::fstat(fd, &st) != 0) return errno;
   if (st.st_dev != stat_.st_dev || st.st_ino != stat_.st_ino) return ESTALE;
   auto mapping = MappedFile::map(fd, size());
-  if (const int* err = std::get_if<int>(&mapping)) return *err;
-  map_ = std::move(std::get<MappedFile>(mapping));
+  if (const int* err = error_of(mapping)) return *err;
+  map_ = std::move(value_of(mapping));
   mapped_.store(true, std::memory_order_release);
   return 0;
 }

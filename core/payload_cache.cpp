@@ -14,18 +14,17 @@ PayloadCache::PayloadCache(const SourceRoot& root, const Registry& registry, siz
       capacity_(capacity == 0 ? 1 : capacity),
       memory_budget_(memory_budget) {}
 
-std::variant<std::shared_ptr<const Payload>, int> PayloadCache::get(const std::string& rel,
-                                                                    Built* built) {
+Result<std::shared_ptr<const Payload>> PayloadCache::get(const std::string& rel, Built* built) {
   if (built != nullptr) *built = Built{};
   // Revalidated by a stat of the name, not an open: opening a file of a FUSE source can wait
   // for a read under way on it, and a cache hit needs no descriptor.
   auto now = root_.stat(rel);
-  if (const int* err = std::get_if<int>(&now)) return *err;
-  if (!S_ISREG(std::get<struct stat>(now).st_mode)) return ENOENT;
-  if (auto hit = cached(rel, SourceIdentity::of(std::get<struct stat>(now)), true)) return hit;
+  if (const int* err = error_of(now)) return *err;
+  if (!S_ISREG(value_of(now).st_mode)) return ENOENT;
+  if (auto hit = cached(rel, SourceIdentity::of(value_of(now)), true)) return hit;
   auto opened = root_.open_file(rel);
-  if (const int* err = std::get_if<int>(&opened)) return *err;
-  const UniqueFd fd = std::move(std::get<UniqueFd>(opened));
+  if (const int* err = error_of(opened)) return *err;
+  const UniqueFd fd = std::move(value_of(opened));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return errno;
   if (!S_ISREG(st.st_mode)) return ENOENT;

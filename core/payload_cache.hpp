@@ -15,7 +15,6 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <variant>
 
 #include "core/io/source_root.hpp"
 #include "core/model/registry.hpp"
@@ -57,8 +56,8 @@ class PayloadCache {
   static constexpr size_t kDefaultMemoryBudget = size_t{4} << 20;
 
   // The current payload of the regular file at `rel`, or an errno value.
-  [[nodiscard]] std::variant<std::shared_ptr<const Payload>, int> get(const std::string& rel,
-                                                                      Built* built = nullptr);
+  [[nodiscard]] Result<std::shared_ptr<const Payload>> get(const std::string& rel,
+                                                           Built* built = nullptr);
   [[nodiscard]] Counters counters() const;
 
  private:

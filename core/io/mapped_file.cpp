@@ -14,7 +14,7 @@
 
 namespace payloadfs {
 
-std::variant<MappedFile, int> MappedFile::map(int fd, uint64_t size) {
+Result<MappedFile> MappedFile::map(int fd, uint64_t size) {
   if (size == 0) return MappedFile(nullptr, 0);
   void* base = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
   if (base == MAP_FAILED) return errno;

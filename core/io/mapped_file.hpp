@@ -8,7 +8,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
-#include <variant>
+
+#include "core/io/result.hpp"
 
 namespace payloadfs {
 
@@ -16,7 +17,7 @@ class MappedFile {
  public:
   // Maps `size` bytes of `fd` (which the caller fstat'ed); the fd may be closed afterwards.
   // Returns an errno value on failure.
-  static std::variant<MappedFile, int> map(int fd, uint64_t size);
+  static Result<MappedFile> map(int fd, uint64_t size);
 
   MappedFile() = default;
   MappedFile(MappedFile&& other) noexcept;

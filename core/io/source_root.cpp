@@ -78,7 +78,7 @@ std::string SourceRoot::join(std::string_view dir, std::string_view name) {
   return out;
 }
 
-std::variant<UniqueFd, int> SourceRoot::open_beneath(std::string_view rel, int flags) const {
+Result<UniqueFd> SourceRoot::open_beneath(std::string_view rel, int flags) const {
   flags |= O_CLOEXEC;
   if (rel.empty()) {
     UniqueFd fd(::openat(fd_.get(), ".", flags));
@@ -104,27 +104,27 @@ std::variant<UniqueFd, int> SourceRoot::open_beneath(std::string_view rel, int f
   return UniqueFd(fd);
 }
 
-std::variant<struct stat, int> SourceRoot::stat(std::string_view rel) const {
+Result<struct stat> SourceRoot::stat(std::string_view rel) const {
   auto opened = open_beneath(rel, O_PATH | O_NOFOLLOW);
-  if (const int* err = std::get_if<int>(&opened)) return *err;
+  if (const int* err = error_of(opened)) return *err;
   struct stat st {};
-  if (::fstat(std::get<UniqueFd>(opened).get(), &st) != 0) return errno;
+  if (::fstat(value_of(opened).get(), &st) != 0) return errno;
   return st;
 }
 
-std::variant<UniqueFd, int> SourceRoot::open_file(std::string_view rel) const {
+Result<UniqueFd> SourceRoot::open_file(std::string_view rel) const {
   // O_NONBLOCK: a FIFO swapped in for a regular file must not hang the daemon.
   const int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY;
   auto opened = open_beneath(rel, flags | O_NOATIME);  // reading must not even touch atime
-  if (const int* err = std::get_if<int>(&opened); err != nullptr && *err == EPERM)
+  if (const int* err = error_of(opened); err != nullptr && *err == EPERM)
     opened = open_beneath(rel, flags);
   return opened;
 }
 
-std::variant<std::vector<SourceRoot::Entry>, int> SourceRoot::list(std::string_view rel) const {
+Result<std::vector<SourceRoot::Entry>> SourceRoot::list(std::string_view rel) const {
   auto opened = open_beneath(rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-  if (const int* err = std::get_if<int>(&opened)) return *err;
-  UniqueFd fd = std::move(std::get<UniqueFd>(opened));
+  if (const int* err = error_of(opened)) return *err;
+  UniqueFd fd = std::move(value_of(opened));
   DIR* dir = ::fdopendir(fd.get());
   if (dir == nullptr) return errno;
   (void)fd.release_to_owner();
@@ -141,10 +141,10 @@ std::variant<std::vector<SourceRoot::Entry>, int> SourceRoot::list(std::string_v
   return entries;
 }
 
-std::variant<std::string, int> SourceRoot::link_target(std::string_view rel) const {
+Result<std::string> SourceRoot::link_target(std::string_view rel) const {
   auto link = stat(rel);  // the link itself, reached without following any link
-  if (const int* err = std::get_if<int>(&link)) return *err;
-  if (!S_ISLNK(std::get<struct stat>(link).st_mode)) return EINVAL;
+  if (const int* err = error_of(link)) return *err;
+  if (!S_ISLNK(value_of(link).st_mode)) return EINVAL;
   // The kernel's own resolution, with every link and ".." on the way, decides where it leads.
   const std::string full = (path_ == "/" ? "" : path_) + "/" + std::string(rel);
   const std::unique_ptr<char, decltype(&std::free)> real(::realpath(full.c_str(), nullptr),
@@ -164,8 +164,8 @@ std::variant<std::string, int> SourceRoot::link_target(std::string_view rel) con
   // Only what the mount shows may be linked to; checked again without following links, so the
   // answer is about the object that the mount will reach through the returned path.
   auto target = stat(inside);
-  if (std::holds_alternative<int>(target)) return ENOENT;
-  const mode_t mode = std::get<struct stat>(target).st_mode;
+  if ((error_of(target) != nullptr)) return ENOENT;
+  const mode_t mode = value_of(target).st_mode;
   if (!S_ISDIR(mode) && !S_ISREG(mode)) return ENOENT;
   // Up to SRC from the link's directory, then down: the mount's ".." never leaves the mount
   // because every component is a real directory of SRC.

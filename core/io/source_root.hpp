@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/io/result.hpp"
 #include "core/io/unique_fd.hpp"
 
 namespace payloadfs {
@@ -33,19 +34,19 @@ class SourceRoot {
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
   // `rel` is "" for SRC itself or "a/b" (no leading '/'). Failures are errno values.
-  [[nodiscard]] std::variant<struct stat, int> stat(std::string_view rel) const;
-  [[nodiscard]] std::variant<UniqueFd, int> open_file(std::string_view rel) const;
-  [[nodiscard]] std::variant<std::vector<Entry>, int> list(std::string_view rel) const;
+  [[nodiscard]] Result<struct stat> stat(std::string_view rel) const;
+  [[nodiscard]] Result<UniqueFd> open_file(std::string_view rel) const;
+  [[nodiscard]] Result<std::vector<Entry>> list(std::string_view rel) const;
   // For a symbolic link at `rel` that resolves to a directory or regular file inside SRC: a
   // target relative to the link's directory that names the same object without going through
   // any link. ENOENT for links that dangle, loop, or lead outside SRC (they are not shown).
-  [[nodiscard]] std::variant<std::string, int> link_target(std::string_view rel) const;
+  [[nodiscard]] Result<std::string> link_target(std::string_view rel) const;
 
   [[nodiscard]] static std::string join(std::string_view dir, std::string_view name);
 
  private:
   SourceRoot(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
-  [[nodiscard]] std::variant<UniqueFd, int> open_beneath(std::string_view rel, int flags) const;
+  [[nodiscard]] Result<UniqueFd> open_beneath(std::string_view rel, int flags) const;
 
   UniqueFd fd_;
   std::string path_;  // canonical (realpath)
