@@ -31,7 +31,7 @@ struct Limits {
   ExpressionLimits expression;              // depth 64, length 4096 characters
 };
 
-struct Compiled;  // the checked descriptor; defined in descriptor.cpp
+struct Compiled;  // the checked descriptor; defined in spec.hpp
 
 class DescriptorFormat final : public Format {
  public:
