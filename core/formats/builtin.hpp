@@ -1,5 +1,6 @@
 #pragma once
-// Factories for the built-in formats; registry.cpp lists them in detection order.
+// Factories for the built-in formats, one per line of format_list.def (which also gives
+// registry.cpp their detection order).
 
 #include <memory>
 
@@ -7,19 +8,7 @@
 
 namespace payloadfs::formats {
 
-std::unique_ptr<Format> make_npy();
-std::unique_ptr<Format> make_safetensors();
-std::unique_ptr<Format> make_gguf();
-std::unique_ptr<Format> make_elf();
-std::unique_ptr<Format> make_png();
-std::unique_ptr<Format> make_wav();
-std::unique_ptr<Format> make_tar();
-std::unique_ptr<Format> make_zip();
-std::unique_ptr<Format> make_gzip();
-std::unique_ptr<Format> make_sqlite();
-std::unique_ptr<Format> make_pcap();
-std::unique_ptr<Format> make_pcapng();
-std::unique_ptr<Format> make_mcap();
-std::unique_ptr<Format> make_unknown();
+#define PAYLOADFS_FORMAT(name) std::unique_ptr<Format> make_##name();
+#include "core/formats/format_list.def"
 
 }  // namespace payloadfs::formats

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <optional>
 #include <set>
 #include <string>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "core/formats/builtin.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/json_text.hpp"
@@ -25,7 +25,7 @@
 namespace payloadfs::formats {
 namespace {
 
-constexpr std::array<char, 4> kMagic = {'G', 'G', 'U', 'F'};
+constexpr auto kMagic = byte_string("GGUF");
 constexpr uint64_t kDefaultAlignment = 32;  // GGUF_DEFAULT_ALIGNMENT
 // Hostile-input caps. The first two are @huggingface/gguf's own limits (it refuses more).
 constexpr uint64_t kMaxKv = 100'000;
@@ -285,13 +285,12 @@ class Gguf final : public Format {
   std::string_view signature() const noexcept override { return "47 47 55 46 ('GGUF') at 0"; }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    return head.size() >= kMagic.size() &&
-           std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
+    return starts_with(head, kMagic);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, kMagic.size()};
+    layout.magic = magic_at_start(kMagic);
     BinaryReader r(source, Endian::little);
     r.skip(kMagic.size());
     uint32_t version = r.u32();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/formats/builtin.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/hex.hpp"
@@ -21,6 +22,8 @@
 
 namespace payloadfs::formats {
 namespace {
+
+constexpr auto kMagic = byte_string("\x1f\x8b");
 
 // Caps. Members: a file of many tiny members would otherwise cost one inflate set-up each and
 // a JSON entry each. Work: every header.json build decodes the streams again, so the bytes
@@ -168,12 +171,12 @@ class Gzip final : public Format {
   std::string_view signature() const noexcept override { return "1f 8b at 0"; }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    return head.size() >= 2 && head[0] == std::byte{0x1f} && head[1] == std::byte{0x8b};
+    return starts_with(head, kMagic);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, 2};
+    layout.magic = magic_at_start(kMagic);
     Json members = Json::array();
     uint64_t work = 0;
     uint64_t pos = 0;
@@ -426,7 +429,7 @@ class Gzip final : public Format {
     size_t at = 0;
     while (at + 4 <= extra.size()) {
       const auto byte = [&](size_t i) { return std::to_integer<uint8_t>(extra[at + i]); };
-      const size_t len = byte(2) | static_cast<size_t>(byte(3)) << 8;
+      const size_t len = read_le<uint16_t>(extra.data() + at + 2);
       std::string id;
       id.push_back(static_cast<char>(byte(0)));
       id.push_back(static_cast<char>(byte(1)));

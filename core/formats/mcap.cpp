@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "core/formats/builtin.hpp"
+#include "core/formats/support/record_fields.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/json_text.hpp"
@@ -24,7 +26,7 @@
 namespace payloadfs::formats {
 namespace {
 
-constexpr std::array<uint8_t, 8> kMagic = {0x89, 'M', 'C', 'A', 'P', 0x30, '\r', '\n'};
+constexpr auto kMagic = byte_string("\x89MCAP0\r\n");
 constexpr uint64_t kRecordHeaderBytes = 9;  // opcode + u64 length
 constexpr uint64_t kFooterRecordBytes = kRecordHeaderBytes + 20;
 
@@ -51,42 +53,13 @@ constexpr uint64_t kMaxMetadata = 10'000;
 constexpr uint64_t kMaxMapEntries = 10'000;
 constexpr uint64_t kMaxStringBytes = 1 << 20;
 
-// Bounds-checked fields of one record: no read passes `end`.
-class Fields {
- public:
-  Fields(BinaryReader& reader, uint64_t start, uint64_t end) : r_(reader), end_(end) {
-    r_.seek(start);
-  }
-  [[nodiscard]] bool ok() const { return ok_ && r_.ok(); }
-  [[nodiscard]] uint64_t pos() const { return r_.tell(); }
-  [[nodiscard]] uint64_t end() const { return end_; }
-  bool need(uint64_t n) {
-    if (!ok() || r_.tell() > end_ || n > end_ - r_.tell()) ok_ = false;
-    return ok_;
-  }
-  uint16_t u16() { return need(2) ? r_.u16() : 0; }
-  uint32_t u32() { return need(4) ? r_.u32() : 0; }
-  uint64_t u64() { return need(8) ? r_.u64() : 0; }
-  std::string str() {
-    const uint32_t n = u32();
-    if (!need(n) || n > kMaxStringBytes) {
-      ok_ = false;
-      return {};
-    }
-    return utf8_or_escaped(r_.text(n, kMaxStringBytes));
-  }
-  void skip(uint64_t n) {
-    if (need(n)) r_.skip(n);
-  }
-  void seek(uint64_t offset) {
-    if (ok() && offset <= end_) r_.seek(offset);
-  }
-
- private:
-  BinaryReader& r_;
-  uint64_t end_;
-  bool ok_ = true;
-};
+// A record's fields are read through a sub-reader over its content (BinaryReader::sub): no
+// read passes its end, and a malformed record fails only itself. This reads a
+// u32-length-prefixed string of at most kMaxStringBytes.
+std::string str(BinaryReader& f) {
+  const uint32_t n = f.u32();
+  return utf8_or_escaped(f.text(n, kMaxStringBytes));
+}
 
 // A Message record's fixed fields, just before its data: channel id u16, sequence u32,
 // log_time u64, publish_time u64. Messages are indexed as Records {data offset, data length,
@@ -143,20 +116,20 @@ std::string at(uint64_t offset) {
   return "record at offset " + std::to_string(offset);
 }
 
-Json string_map(Fields& f, State& s, uint64_t record) {
+Json string_map(BinaryReader& f, State& s, uint64_t record) {
   Json out = Json::object();
   const uint32_t bytes = f.u32();
   if (!f.need(bytes)) return out;
-  const uint64_t end = f.pos() + bytes;
-  for (uint64_t n = 0; f.ok() && f.pos() < end; ++n) {
+  const uint64_t end = f.tell() + bytes;
+  for (uint64_t n = 0; f.ok() && f.tell() < end; ++n) {
     if (n >= kMaxMapEntries) {
       s.layout.add_error(at(record) + ": map with more than " + std::to_string(kMaxMapEntries) +
                          " entries; the rest is not shown");
       break;
     }
-    std::string key = f.str();
-    std::string value = f.str();
-    if (!f.ok() || f.pos() > end) {
+    std::string key = str(f);
+    std::string value = str(f);
+    if (!f.ok() || f.tell() > end) {
       s.layout.add_error(at(record) + ": malformed map entry");
       return out;
     }
@@ -170,7 +143,7 @@ void walk(State& s, uint64_t start, uint64_t end, bool in_chunk);
 
 void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint64_t length,
             bool in_chunk) {
-  Fields f(s.reader, content, content + length);
+  BinaryReader f = s.reader.sub(content, length);
   auto& layout = s.layout;
   switch (op) {
     case kHeader: {
@@ -179,15 +152,15 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
         return;
       }
       s.header_seen = true;
-      s.header["profile"] = f.str();
-      s.header["library"] = f.str();
+      s.header["profile"] = str(f);
+      s.header["library"] = str(f);
       break;
     }
     case kSchema: {
       Json schema = Json::object();
       schema["id"] = f.u16();
-      schema["name"] = f.str();
-      schema["encoding"] = f.str();
+      schema["name"] = str(f);
+      schema["encoding"] = str(f);
       const uint32_t data = f.u32();
       f.skip(data);
       schema["data_size"] = data;
@@ -201,9 +174,9 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
       const uint16_t id = f.u16();
       channel["id"] = id;
       const uint16_t schema_id = f.u16();
-      std::string topic = f.str();
+      std::string topic = str(f);
       channel["topic"] = topic;
-      channel["message_encoding"] = f.str();
+      channel["message_encoding"] = str(f);
       channel["schema_id"] = schema_id;
       channel["metadata"] = string_map(f, s, record_offset);
       if (!f.ok()) break;
@@ -233,14 +206,14 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
       if (added) s.channels.push_back(ChannelMessages{channel, 0, {}});
       ChannelMessages& messages = s.channels[slot->second];
       ++messages.count;
-      const uint64_t data_length = f.end() - f.pos();
+      const uint64_t data_length = f.remaining();
       if (data_length > UINT32_MAX) {
         layout.add_error(at(record_offset) + ": message data of " + std::to_string(data_length) +
                          " bytes is larger than a listed message may be (4 GiB); not listed");
         return;
       }
       messages.records.push_back(
-          Record{f.pos(), static_cast<uint32_t>(data_length), uint32_t{channel}});
+          Record{f.tell(), static_cast<uint32_t>(data_length), uint32_t{channel}});
       return;
     }
     case kChunk: {
@@ -252,10 +225,10 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
       const uint64_t end_time = f.u64();
       const uint64_t uncompressed_size = f.u64();
       const uint32_t crc = f.u32();
-      std::string compression = f.str();
+      std::string compression = str(f);
       const uint64_t records_len = f.u64();
       if (!f.need(records_len)) break;
-      const uint64_t records = f.pos();
+      const uint64_t records = f.tell();
       ++s.chunk_count;
       if (s.chunks.size() >= kMaxChunks) {
         if (s.chunks.size() == kMaxChunks)
@@ -286,10 +259,10 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
       if (in_chunk || s.in_summary) break;
       const uint64_t log_time = f.u64();
       const uint64_t create_time = f.u64();
-      const std::string name = f.str();
-      std::string media_type = f.str();
+      const std::string name = str(f);
+      std::string media_type = str(f);
       const uint64_t data_len = f.u64();
-      const uint64_t data = f.pos();
+      const uint64_t data = f.tell();
       f.skip(data_len);
       const uint32_t crc = f.u32();
       if (!f.ok()) break;
@@ -320,11 +293,11 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
       Json counts = Json::object();
       const uint32_t bytes = f.u32();
       if (f.need(bytes)) {
-        const uint64_t end = f.pos() + bytes;
-        for (uint64_t n = 0; f.ok() && f.pos() < end && n < kMaxMapEntries; ++n) {
+        const uint64_t end = f.tell() + bytes;
+        for (uint64_t n = 0; f.ok() && f.tell() < end && n < kMaxMapEntries; ++n) {
           const uint16_t channel = f.u16();
           const uint64_t count = f.u64();
-          if (f.ok() && f.pos() <= end) counts[std::to_string(channel)] = count;
+          if (f.ok() && f.tell() <= end) counts[std::to_string(channel)] = count;
         }
       }
       st["channel_message_counts"] = std::move(counts);
@@ -335,7 +308,7 @@ void record(State& s, uint8_t op, uint64_t record_offset, uint64_t content, uint
     case kMetadata: {
       if (in_chunk || s.in_summary) break;
       Json m = Json::object();
-      m["name"] = f.str();
+      m["name"] = str(f);
       m["metadata"] = string_map(f, s, record_offset);
       if (!f.ok()) break;
       if (s.metadata_count++ < kMaxMetadata) {
@@ -413,18 +386,12 @@ Json merged(const Json& summary, const Json& data) {
 // A message's attributes, read back from its fixed fields with one read.
 Json message_attributes(const ByteSource& source, const Record& record) {
   std::array<std::byte, kMessageFixed> raw{};
-  if (record.offset < kMessageFixed || !source.read_exact(record.offset - kMessageFixed, raw))
-    return Json::object();
-  const auto field = [&raw](size_t at, size_t width) {
-    uint64_t v = 0;
-    for (size_t i = width; i > 0; --i) v = (v << 8) | std::to_integer<uint64_t>(raw[at + i - 1]);
-    return v;
-  };
+  if (!read_fields_before(source, record, raw)) return Json::object();
   Json a = Json::object();
-  a["sequence"] = static_cast<uint32_t>(field(2, 4));
-  a["log_time"] = field(6, 8);
-  a["publish_time"] = field(14, 8);
-  a["channel_id"] = static_cast<uint16_t>(field(0, 2));
+  a["sequence"] = read_le<uint32_t>(raw.data() + 2);
+  a["log_time"] = read_le<uint64_t>(raw.data() + 6);
+  a["publish_time"] = read_le<uint64_t>(raw.data() + 14);
+  a["channel_id"] = read_le<uint16_t>(raw.data());
   return a;
 }
 
@@ -439,15 +406,12 @@ class Mcap final : public Format {
   }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    if (head.size() < kMagic.size()) return false;
-    for (size_t i = 0; i < kMagic.size(); ++i)
-      if (std::to_integer<uint8_t>(head[i]) != kMagic[i]) return false;
-    return true;
+    return starts_with(head, kMagic);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, kMagic.size()};
+    layout.magic = magic_at_start(kMagic);
     const uint64_t size = source.size();
     std::array<std::byte, 8> magic{};
     if (size < magic.size() || !source.read_exact(0, magic) || !detect(magic, size)) {

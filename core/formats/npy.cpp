@@ -12,6 +12,7 @@
 
 #include "core/formats/builtin.hpp"
 #include "core/formats/support/python_literal.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/json_text.hpp"
@@ -21,7 +22,7 @@ namespace {
 
 using ojson = nlohmann::ordered_json;
 
-constexpr std::array<unsigned char, 6> kMagic = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+constexpr auto kMagic = byte_string("\x93NUMPY");
 // numpy itself refuses headers above 10000 bytes unless asked; we allow more, but bound it.
 constexpr uint64_t kMaxHeaderBytes = 1 << 20;
 constexpr int kMaxDescrDepth = 16;
@@ -157,13 +158,12 @@ class Npy final : public Format {
   }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    return head.size() >= kMagic.size() &&
-           std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
+    return starts_with(head, kMagic);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, kMagic.size()};
+    layout.magic = magic_at_start(kMagic);
     BinaryReader reader(source, Endian::little);
     reader.skip(kMagic.size());
     const uint8_t major = reader.u8();

@@ -5,12 +5,12 @@
 // order; magic a1b23c4d marks nanosecond timestamps.
 
 #include <array>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/formats/builtin.hpp"
 #include "core/formats/support/linktypes.hpp"
+#include "core/formats/support/record_fields.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/time_text.hpp"
@@ -20,6 +20,7 @@ namespace {
 
 constexpr uint32_t kMagicMicro = 0xa1b2c3d4;
 constexpr uint32_t kMagicNano = 0xa1b23c4d;
+constexpr uint64_t kMagicBytes = 4;
 constexpr uint64_t kFileHeaderBytes = 24;
 constexpr uint64_t kRecordHeaderBytes = 16;
 // Records indexed per file; beyond this the rest of the file is reported, not indexed.
@@ -31,12 +32,9 @@ struct Magic {
 };
 
 std::optional<Magic> read_magic(std::span<const std::byte> head) {
-  if (head.size() < 4) return std::nullopt;
-  uint32_t le = 0;
-  uint32_t be = 0;
-  for (int i = 3; i >= 0; --i)
-    le = (le << 8) | std::to_integer<uint32_t>(head[static_cast<size_t>(i)]);
-  for (size_t i = 0; i < 4; ++i) be = (be << 8) | std::to_integer<uint32_t>(head[i]);
+  if (head.size() < kMagicBytes) return std::nullopt;
+  const auto le = read_le<uint32_t>(head.data());
+  const auto be = read_be<uint32_t>(head.data());
   if (le == kMagicMicro) return Magic{Endian::little, false};
   if (le == kMagicNano) return Magic{Endian::little, true};
   if (be == kMagicMicro) return Magic{Endian::big, false};
@@ -48,17 +46,8 @@ std::optional<Magic> read_magic(std::span<const std::byte> head) {
 // one read: the table keeps only {data offset, caplen}.
 Json packet_attributes(const ByteSource& source, const Record& record, Endian endian, bool nano) {
   std::array<std::byte, kRecordHeaderBytes> raw{};
-  if (record.offset < kRecordHeaderBytes ||
-      !source.read_exact(record.offset - kRecordHeaderBytes, raw))
-    return Json::object();
-  const auto field = [&](size_t at) {
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; ++i) {
-      const size_t byte = endian == Endian::little ? at + 3 - i : at + i;
-      v = (v << 8) | std::to_integer<uint32_t>(raw[byte]);
-    }
-    return v;
-  };
+  if (!read_fields_before(source, record, raw)) return Json::object();
+  const auto field = [&](size_t at) { return read_endian<uint32_t>(raw.data() + at, endian); };
   const uint32_t per_second = nano ? 1'000'000'000 : 1'000'000;
   const uint32_t fraction = field(4);
   // A fraction field at or above one second is carried, as Wireshark does.
@@ -88,9 +77,9 @@ class Pcap final : public Format {
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, 4};
-    std::array<std::byte, 4> head{};
-    if (source.size() < 4 || !source.read_exact(0, head)) {
+    layout.magic = ByteRange{0, kMagicBytes};
+    std::array<std::byte, kMagicBytes> head{};
+    if (source.size() < kMagicBytes || !source.read_exact(0, head)) {
       layout.add_error("file too short for the pcap magic");
       return layout;
     }
@@ -100,7 +89,7 @@ class Pcap final : public Format {
       return layout;
     }
     BinaryReader reader(source, magic->endian);
-    reader.seek(4);
+    reader.seek(kMagicBytes);
     const uint16_t major = reader.u16();
     const uint16_t minor = reader.u16();
     const int32_t thiszone = reader.i32();

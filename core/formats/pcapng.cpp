@@ -15,6 +15,8 @@
 
 #include "core/formats/builtin.hpp"
 #include "core/formats/support/linktypes.hpp"
+#include "core/formats/support/record_fields.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/json_text.hpp"
@@ -24,6 +26,8 @@ namespace payloadfs::formats {
 namespace {
 
 constexpr uint32_t kShb = 0x0A0D0D0A;
+// The Section Header Block's type as it opens every section, in either byte order.
+constexpr auto kShbType = byte_string("\x0a\x0d\x0d\x0a");
 constexpr uint32_t kIdb = 0x00000001;
 constexpr uint32_t kPb = 0x00000002;
 constexpr uint32_t kSpb = 0x00000003;
@@ -103,16 +107,8 @@ Json packet_attributes(const ByteSource& source, const Record& record,
   std::array<std::byte, kPacketFixed> raw{};
   const std::span<std::byte> fixed =
       std::span(raw).first(kind == Kind::spb ? kSpbFixed : kPacketFixed);
-  if (record.offset < fixed.size() || !source.read_exact(record.offset - fixed.size(), fixed))
-    return Json::object();
-  const auto field = [&](size_t at) {
-    uint32_t v = 0;
-    for (size_t i = 0; i < 4; ++i) {
-      const size_t byte = endian == Endian::little ? at + 3 - i : at + i;
-      v = (v << 8) | std::to_integer<uint32_t>(raw[byte]);
-    }
-    return v;
-  };
+  if (!read_fields_before(source, record, fixed)) return Json::object();
+  const auto field = [&](size_t at) { return read_endian<uint32_t>(raw.data() + at, endian); };
   Json a = Json::object();
   const bool known = interface != kNoInterface && interface < clocks.size();
   if (known) {
@@ -139,16 +135,13 @@ class Pcapng final : public Format {
   }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    if (head.size() < 12) return false;
-    static constexpr std::array<uint8_t, 4> kType = {0x0A, 0x0D, 0x0D, 0x0A};
-    for (size_t i = 0; i < 4; ++i)
-      if (std::to_integer<uint8_t>(head[i]) != kType[i]) return false;
+    if (head.size() < 12 || !starts_with(head, kShbType)) return false;
     return byte_order(head.subspan(8, 4)).has_value();
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, 4};
+    layout.magic = magic_at_start(kShbType);
     const uint64_t size = source.size();
     BinaryReader reader(source);
     Json sections = Json::array();
@@ -184,9 +177,7 @@ class Pcapng final : public Format {
                          reader.error().value_or(""));
         break;
       }
-      const bool shb =
-          std::to_integer<uint8_t>(head[0]) == 0x0A && std::to_integer<uint8_t>(head[1]) == 0x0D &&
-          std::to_integer<uint8_t>(head[2]) == 0x0D && std::to_integer<uint8_t>(head[3]) == 0x0A;
+      const bool shb = starts_with(head, kShbType);
       if (shb) {
         const auto endian = byte_order(std::span(head).subspan(8, 4));
         if (!endian) {
@@ -432,8 +423,7 @@ class Pcapng final : public Format {
 
  private:
   static std::optional<Endian> byte_order(std::span<const std::byte> bom) {
-    uint32_t be = 0;
-    for (size_t i = 0; i < 4; ++i) be = (be << 8) | std::to_integer<uint32_t>(bom[i]);
+    const auto be = read_be<uint32_t>(bom.data());
     if (be == kByteOrderMagic) return Endian::big;
     if (be == 0x4D3C2B1A) return Endian::little;
     return std::nullopt;

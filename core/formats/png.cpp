@@ -6,11 +6,11 @@
 
 #include <array>
 #include <cstdio>
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/formats/builtin.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/json_text.hpp"
@@ -18,7 +18,7 @@
 namespace payloadfs::formats {
 namespace {
 
-constexpr std::array<unsigned char, 8> kSignature = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+constexpr auto kSignature = byte_string("\x89PNG\r\n\x1a\n");
 constexpr uint64_t kMaxChunkLength = 0x7FFFFFFF;  // the specification's limit, 2^31-1
 // Bounds on hostile input: chunks walked, types listed in header.json, bytes fed to CRC-32
 // per parse (a chunk that no longer fits the budget gets crc_ok null; smaller later chunks
@@ -100,13 +100,12 @@ class Png final : public Format {
   }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    return head.size() >= kSignature.size() &&
-           std::memcmp(head.data(), kSignature.data(), kSignature.size()) == 0;
+    return starts_with(head, kSignature);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, kSignature.size()};
+    layout.magic = magic_at_start(kSignature);
     BinaryReader reader(source, Endian::big);
     const uint64_t size = source.size();
     auto& h = layout.header;

@@ -5,7 +5,6 @@
 // problems as errors and keep every tensor whose bytes lie inside the file.
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -77,8 +76,7 @@ class Safetensors final : public Format {
   // so detection asks only for a plausible length (its top three bytes zero) and a '{'.
   bool detect(std::span<const std::byte> head, uint64_t) const override {
     if (head.size() < 9) return false;
-    uint64_t n = 0;
-    for (size_t i = 8; i-- > 0;) n = (n << 8) | std::to_integer<uint64_t>(head[i]);
+    const auto n = read_le<uint64_t>(head.data());
     return n >= 2 && n <= kMaxPlausibleHeader && head[8] == std::byte{'{'};
   }
 

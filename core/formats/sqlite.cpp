@@ -5,18 +5,17 @@
 // do we. Only the header is decoded; b-tree pages are not walked.
 
 #include <array>
-#include <cstring>
 #include <optional>
 #include <string>
 
 #include "core/formats/builtin.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 
 namespace payloadfs::formats {
 namespace {
 
-constexpr std::array<char, 16> kMagic = {'S', 'Q', 'L', 'i', 't', 'e', ' ', 'f',
-                                         'o', 'r', 'm', 'a', 't', ' ', '3', '\0'};
+constexpr auto kMagic = byte_string("SQLite format 3\0");
 constexpr uint64_t kHeaderBytes = 100;
 constexpr uint32_t kMaxSchemaFormat = 4;  // SQLITE_MAX_FILE_FORMAT
 constexpr uint32_t kMinUsableSize = 480;
@@ -35,13 +34,12 @@ class Sqlite final : public Format {
   }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    return head.size() >= kMagic.size() &&
-           std::memcmp(head.data(), kMagic.data(), kMagic.size()) == 0;
+    return starts_with(head, kMagic);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, kMagic.size()};
+    layout.magic = magic_at_start(kMagic);
     const uint64_t file_size = source.size();
     if (file_size < kHeaderBytes) {
       layout.add_error("file is " + std::to_string(file_size) +

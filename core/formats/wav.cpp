@@ -15,12 +15,20 @@
 #include <vector>
 
 #include "core/formats/builtin.hpp"
+#include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
 #include "core/render/json_text.hpp"
 
 namespace payloadfs::formats {
 namespace {
+
+// A RIFF-like container id at 0 (little-endian RIFF, big-endian RIFX, 64-bit RF64/BW64), then
+// the form type WAVE.
+constexpr std::array kContainers = {byte_string("RIFF"), byte_string("RIFX"), byte_string("RF64"),
+                                    byte_string("BW64")};
+constexpr auto kWave = byte_string("WAVE");
+constexpr uint64_t kWaveOffset = 8;
 
 // Bounds on hostile input: chunks walked, chunks listed in header.json, LIST/INFO items and
 // their text, ds64 table entries.
@@ -107,16 +115,14 @@ class Wav final : public Format {
   }
 
   bool detect(std::span<const std::byte> head, uint64_t) const override {
-    if (head.size() < 12) return false;
-    const auto* p = reinterpret_cast<const char*>(head.data());
-    const bool container = std::memcmp(p, "RIFF", 4) == 0 || std::memcmp(p, "RIFX", 4) == 0 ||
-                           std::memcmp(p, "RF64", 4) == 0 || std::memcmp(p, "BW64", 4) == 0;
-    return container && std::memcmp(p + 8, "WAVE", 4) == 0;
+    const bool container = std::any_of(kContainers.begin(), kContainers.end(),
+                                       [&](const auto& id) { return starts_with(head, id); });
+    return container && matches_at(head, kWaveOffset, kWave);
   }
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    layout.magic = ByteRange{0, 4};
+    layout.magic = magic_at_start(kContainers[0]);  // every container id is 4 bytes
     const uint64_t size = source.size();
     BinaryReader reader(source, Endian::little);
     auto& h = layout.header;
@@ -340,13 +346,10 @@ class Wav final : public Format {
   // by the remaining bytes of the little-endian layout. Both spellings of a
   // KSDATAFORMAT_SUBTYPE_* GUID are recognised and shown in the canonical form.
   static void describe_subformat(const std::array<unsigned char, 16>& g, bool big, Json& h) {
-    const auto field = [&](size_t at, size_t width) {
-      uint32_t v = 0;
-      for (size_t i = 0; i < width; ++i)
-        v |= uint32_t{g[at + i]} << (8 * (big ? width - 1 - i : i));
-      return v;
-    };
-    const uint32_t d1 = field(0, 4), d2 = field(4, 2), d3 = field(6, 2);
+    const Endian order = big ? Endian::big : Endian::little;
+    const uint32_t d1 = read_endian<uint32_t>(g.data(), order);
+    const uint32_t d2 = read_endian<uint16_t>(g.data() + 4, order);
+    const uint32_t d3 = read_endian<uint16_t>(g.data() + 6, order);
     static constexpr std::array<unsigned char, 8> kKsTail = {0x80, 0x00, 0x00, 0xaa,
                                                              0x00, 0x38, 0x9b, 0x71};
     static constexpr std::array<unsigned char, 8> kAmbiTail = {0x86, 0x44, 0xc8, 0xc1,
@@ -357,7 +360,7 @@ class Wav final : public Format {
       code = d1;
     } else if (ks_tail && big && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0 && g[6] == 0x10 &&
                g[7] == 0) {
-      code = field(0, 2);  // sox's RIFX layout
+      code = read_endian<uint16_t>(g.data(), order);  // sox's RIFX layout
     }
     char guid[40];
     if (code) {

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <ctime>
 #include <optional>
 #include <string>
@@ -33,17 +32,6 @@ constexpr uint32_t kCentralSig = 0x02014b50;
 constexpr uint32_t kEocdSig = 0x06054b50;
 constexpr uint32_t kZip64EocdSig = 0x06064b50;
 constexpr uint32_t kZip64LocatorSig = 0x07064b50;
-
-uint16_t le16(const unsigned char* p) {
-  return static_cast<uint16_t>(p[0] | (p[1] << 8));
-}
-uint32_t le32(const unsigned char* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
-}
-uint64_t le64(const unsigned char* p) {
-  return static_cast<uint64_t>(le32(p)) | static_cast<uint64_t>(le32(p + 4)) << 32;
-}
 
 // APPNOTE 4.4.5 compression methods.
 std::string method_name(uint16_t method) {
@@ -182,17 +170,17 @@ class Zip final : public Format {
 
   bool detect(std::span<const std::byte> head, uint64_t size) const override {
     if (head.size() < 4) return false;
-    const auto* p = reinterpret_cast<const unsigned char*>(head.data());
-    const uint32_t sig = le32(p);
+    const std::byte* p = head.data();
+    const uint32_t sig = read_le<uint32_t>(p);
     if (sig == kLocalSig || (sig == kEocdSig && size >= kEocdBytes)) return true;
     // An empty (or lying) archive whose only end record is a zip64 one: the record at 0 and,
     // right after it (APPNOTE 4.3.6), its locator.
     if (sig != kZip64EocdSig || head.size() < kZip64EocdBytes) return false;
-    const uint64_t record_size = le64(p + 4);  // what follows its first 12 bytes
+    const uint64_t record_size = read_le<uint64_t>(p + 4);  // what follows its first 12 bytes
     if (record_size < kZip64EocdBytes - 12) return false;
     const uint64_t locator = 12 + record_size;  // no overflow: checked against the head first
     return record_size <= head.size() && range_within(locator, kLocatorBytes, head.size()) &&
-           le32(p + locator) == kZip64LocatorSig;
+           read_le<uint32_t>(p + locator) == kZip64LocatorSig;
   }
 
   Layout parse(const ByteSource& source) const override {
@@ -290,7 +278,7 @@ class Zip final : public Format {
     if (!range_within(offset, 4, source.size()) ||
         !source.read_exact(offset, std::as_writable_bytes(std::span(b))))
       return false;
-    return le32(b.data()) == sig;
+    return read_le<uint32_t>(b.data()) == sig;
   }
 
   // Scans backwards over the last 22 + 65535 bytes for the end record. A candidate must have a
@@ -310,8 +298,8 @@ class Zip final : public Format {
     }
     std::optional<size_t> exact, loose;
     for (size_t i = tail.size() - kEocdBytes + 1; i-- > 0;) {
-      if (le32(&tail[i]) != kEocdSig) continue;
-      const uint64_t comment_end = i + kEocdBytes + le16(&tail[i + 20]);
+      if (read_le<uint32_t>(&tail[i]) != kEocdSig) continue;
+      const uint64_t comment_end = i + kEocdBytes + read_le<uint16_t>(&tail[i + 20]);
       if (comment_end == tail.size()) {
         exact = i;
         break;
@@ -323,13 +311,13 @@ class Zip final : public Format {
     const unsigned char* p = &tail[at];
     EndRecord r;
     r.offset = tail_start + at;
-    r.disk = le16(p + 4);
-    r.cd_disk = le16(p + 6);
-    r.entries_on_disk = le16(p + 8);
-    r.entries = le16(p + 10);
-    r.cd_size = le32(p + 12);
-    r.cd_offset = le32(p + 16);
-    const size_t comment_len = le16(p + 20);
+    r.disk = read_le<uint16_t>(p + 4);
+    r.cd_disk = read_le<uint16_t>(p + 6);
+    r.entries_on_disk = read_le<uint16_t>(p + 8);
+    r.entries = read_le<uint16_t>(p + 10);
+    r.cd_size = read_le<uint32_t>(p + 12);
+    r.cd_offset = read_le<uint32_t>(p + 16);
+    const size_t comment_len = read_le<uint16_t>(p + 20);
     r.comment.assign(reinterpret_cast<const char*>(p + kEocdBytes), comment_len);
     if (!exact) {
       layout.add_error(std::to_string(tail.size() - at - kEocdBytes - comment_len) +
@@ -361,7 +349,7 @@ class Zip final : public Format {
       std::array<unsigned char, 8> n{};
       if (range_within(4, n.size(), size) &&
           source.read_exact(4, std::as_writable_bytes(std::span(n)))) {
-        const auto end = checked_add(le64(n.data()), 12 + kLocatorBytes);
+        const auto end = checked_add(read_le<uint64_t>(n.data()), 12 + kLocatorBytes);
         if (end && *end <= size && signature_at(source, *end - kLocatorBytes, kZip64LocatorSig))
           locator_end = *end;
       }
@@ -393,14 +381,14 @@ class Zip final : public Format {
     const uint64_t loc_at = r.offset - kLocatorBytes;
     std::array<unsigned char, kLocatorBytes> loc{};
     if (!source.read_exact(loc_at, std::as_writable_bytes(std::span(loc))) ||
-        le32(loc.data()) != kZip64LocatorSig) {
+        read_le<uint32_t>(loc.data()) != kZip64LocatorSig) {
       if (r.entries == 0xFFFF || r.cd_size == 0xFFFFFFFF || r.cd_offset == 0xFFFFFFFF)
         layout.add_error(
             "end record fields are saturated (0xFFFF...) but there is no zip64 "
             "end of central directory locator");
       return;
     }
-    const uint64_t stated = le64(loc.data() + 8);
+    const uint64_t stated = read_le<uint64_t>(loc.data() + 8);
     std::optional<uint64_t> at;
     if (signature_at(source, stated, kZip64EocdSig) &&
         range_within(stated, kZip64EocdBytes, loc_at)) {
@@ -421,12 +409,12 @@ class Zip final : public Format {
     }
     r.zip64 = true;
     r.zip64_offset = *at;
-    r.disk = le32(z.data() + 16);
-    r.cd_disk = le32(z.data() + 20);
-    r.entries_on_disk = le64(z.data() + 24);
-    r.entries = le64(z.data() + 32);
-    r.cd_size = le64(z.data() + 40);
-    r.cd_offset = le64(z.data() + 48);
+    r.disk = read_le<uint32_t>(z.data() + 16);
+    r.cd_disk = read_le<uint32_t>(z.data() + 20);
+    r.entries_on_disk = read_le<uint64_t>(z.data() + 24);
+    r.entries = read_le<uint64_t>(z.data() + 32);
+    r.cd_size = read_le<uint64_t>(z.data() + 40);
+    r.cd_offset = read_le<uint64_t>(z.data() + 48);
   }
 
   static std::vector<CentralEntry> read_central(const ByteSource& source, uint64_t cd_start,
@@ -447,23 +435,24 @@ class Zip final : public Format {
       }
       std::array<unsigned char, kCentralBytes> f{};
       reader.read_into(std::as_writable_bytes(std::span(f)));
-      if (!reader.ok() || le32(f.data()) != kCentralSig) {
+      if (!reader.ok() || read_le<uint32_t>(f.data()) != kCentralSig) {
         layout.add_error("no central directory header signature at offset " + std::to_string(at) +
                          " (entry " + std::to_string(entries.size()) + ")");
         return entries;
       }
       CentralEntry e;
-      e.flags = le16(&f[8]);
-      e.method = le16(&f[10]);
-      e.time = le16(&f[12]);
-      e.date = le16(&f[14]);
-      e.crc = le32(&f[16]);
-      e.csize = le32(&f[20]);
-      e.usize = le32(&f[24]);
-      const uint16_t name_len = le16(&f[28]), extra_len = le16(&f[30]), comment_len = le16(&f[32]);
-      e.disk16 = le16(&f[34]);
+      e.flags = read_le<uint16_t>(&f[8]);
+      e.method = read_le<uint16_t>(&f[10]);
+      e.time = read_le<uint16_t>(&f[12]);
+      e.date = read_le<uint16_t>(&f[14]);
+      e.crc = read_le<uint32_t>(&f[16]);
+      e.csize = read_le<uint32_t>(&f[20]);
+      e.usize = read_le<uint32_t>(&f[24]);
+      const uint16_t name_len = read_le<uint16_t>(&f[28]), extra_len = read_le<uint16_t>(&f[30]),
+                     comment_len = read_le<uint16_t>(&f[32]);
+      e.disk16 = read_le<uint16_t>(&f[34]);
       e.disk = e.disk16;
-      e.local_offset = le32(&f[42]);
+      e.local_offset = read_le<uint32_t>(&f[42]);
       if (!range_within(reader.tell(), uint64_t{name_len} + extra_len + comment_len, cd_stop)) {
         layout.add_error("central directory entry at offset " + std::to_string(at) +
                          " runs past the end of the central directory");
@@ -503,15 +492,15 @@ class Zip final : public Format {
     const auto* p = reinterpret_cast<const unsigned char*>(extra.data());
     size_t i = 0;
     while (i + 4 <= extra.size()) {
-      const uint16_t id = le16(p + i);
-      const size_t len = le16(p + i + 2);
+      const uint16_t id = read_le<uint16_t>(p + i);
+      const size_t len = read_le<uint16_t>(p + i + 2);
       if (len > extra.size() - i - 4) return "extra field 0x" + hex16(id) + " runs past its end";
       const unsigned char* d = p + i + 4;
       if (id == 0x0001) {
         size_t k = 0;
         auto take = [&](uint64_t& field, const char* what) -> std::optional<std::string> {
           if (k + 8 > len) return std::string("zip64 extra field lacks the ") + what;
-          field = le64(d + k);
+          field = read_le<uint64_t>(d + k);
           k += 8;
           return std::nullopt;
         };
@@ -523,10 +512,10 @@ class Zip final : public Format {
           if (auto err = take(e.local_offset, "local header offset")) return err;
         if (e.disk16 == 0xFFFF) {
           if (k + 4 > len) return "zip64 extra field lacks the disk number";
-          e.disk = le32(d + k);
+          e.disk = read_le<uint32_t>(d + k);
         }
       } else if (id == 0x5455 && len >= 5 && (d[0] & 1) != 0) {
-        e.unix_mtime = static_cast<int32_t>(le32(d + 1));
+        e.unix_mtime = static_cast<int32_t>(read_le<uint32_t>(d + 1));
       }
       i += 4 + len;
     }
@@ -556,12 +545,13 @@ class Zip final : public Format {
                        " lies outside the file");
       return;
     }
-    if (le32(l.data()) != kLocalSig) {
+    if (read_le<uint32_t>(l.data()) != kLocalSig) {
       layout.add_error(where + ": no local header signature at offset " +
                        std::to_string(e.local_offset));
       return;
     }
-    const uint64_t data = e.local_offset + kLocalBytes + le16(&l[26]) + le16(&l[28]);
+    const uint64_t data =
+        e.local_offset + kLocalBytes + read_le<uint16_t>(&l[26]) + read_le<uint16_t>(&l[28]);
     if (!range_within(data, e.csize, source.size())) {
       layout.add_error(where + ": " + std::to_string(e.csize) + " stored bytes at offset " +
                        std::to_string(data) + " run past the end of the file");

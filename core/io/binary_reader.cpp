@@ -13,7 +13,34 @@ constexpr size_t kWindowBytes = 16 * 1024;
 }
 
 BinaryReader::BinaryReader(const ByteSource& source, Endian endian)
-    : source_(source), endian_(endian) {}
+    : source_(source), endian_(endian), end_(source.size()) {}
+
+BinaryReader BinaryReader::sub(uint64_t offset, uint64_t length) {
+  BinaryReader out(source_, endian_);
+  out.root_ = root_ != nullptr ? root_ : this;
+  out.begin_ = begin_;
+  out.end_ = begin_;
+  out.pos_ = begin_;
+  if (!ok()) {
+    out.error_ = error_;
+    return out;
+  }
+  const auto end = checked_add(offset, length);
+  if (!end || offset < begin_ || *end > end_) {
+    out.fail("range of " + std::to_string(length) + " bytes at offset " + std::to_string(offset) +
+             " runs past " + end_text());
+    return out;
+  }
+  out.begin_ = offset;
+  out.end_ = *end;
+  out.pos_ = offset;
+  return out;
+}
+
+std::string BinaryReader::end_text() const {
+  if (root_ == nullptr) return "the end of the file (size " + std::to_string(size()) + ")";
+  return "the end of its range [" + std::to_string(begin_) + ", " + std::to_string(end_) + ")";
+}
 
 void BinaryReader::fail(std::string message) {
   if (!error_) error_ = std::move(message);
@@ -21,9 +48,13 @@ void BinaryReader::fail(std::string message) {
 
 void BinaryReader::seek(uint64_t offset) {
   if (!ok()) return;
-  if (offset > size()) {
-    fail("offset " + std::to_string(offset) + " is past the end of the file (size " +
-         std::to_string(size()) + ")");
+  if (offset < begin_) {
+    fail("offset " + std::to_string(offset) + " is before the start of its range [" +
+         std::to_string(begin_) + ", " + std::to_string(end_) + ")");
+    return;
+  }
+  if (offset > end_) {
+    fail("offset " + std::to_string(offset) + " is past " + end_text());
     return;
   }
   pos_ = offset;
@@ -39,20 +70,34 @@ void BinaryReader::skip(uint64_t count) {
   seek(*target);
 }
 
+bool BinaryReader::need(uint64_t count) {
+  if (ok() && count > remaining())
+    fail(std::to_string(count) + " bytes at offset " + std::to_string(pos_) + " run past " +
+         end_text());
+  return ok();
+}
+
 bool BinaryReader::fetch(uint64_t offset, std::span<std::byte> out) {
   if (out.empty()) return true;  // nothing to copy (and an empty span's data() may be null)
-  if (!range_within(offset, out.size(), size())) {
+  if (offset < begin_ || !range_within(offset - begin_, out.size(), end_ - begin_)) {
     fail("read of " + std::to_string(out.size()) + " bytes at offset " + std::to_string(offset) +
-         " runs past the end of the file (size " + std::to_string(size()) + ")");
+         " runs past " + end_text());
     return false;
   }
+  BinaryReader& reader = root_ != nullptr ? *root_ : *this;
+  auto error = reader.load(offset, out);
+  if (!error) return true;
+  if (root_ != nullptr) root_->fail(*error);
+  fail(std::move(*error));
+  return false;
+}
+
+std::optional<std::string> BinaryReader::load(uint64_t offset, std::span<std::byte> out) {
   if (out.size() > kWindowBytes / 2) {  // large reads bypass the window
-    if (!source_.read_exact(offset, out)) {
-      fail("I/O error reading " + std::to_string(out.size()) + " bytes at offset " +
-           std::to_string(offset));
-      return false;
-    }
-    return true;
+    if (!source_.read_exact(offset, out))
+      return "I/O error reading " + std::to_string(out.size()) + " bytes at offset " +
+             std::to_string(offset);
+    return std::nullopt;
   }
   const bool cached =
       offset >= window_offset_ && range_within(offset - window_offset_, out.size(), window_length_);
@@ -62,38 +107,33 @@ bool BinaryReader::fetch(uint64_t offset, std::span<std::byte> out) {
     window_length_ = static_cast<size_t>(std::min<uint64_t>(kWindowBytes, size() - offset));
     if (!source_.read_exact(offset, std::span(window_).first(window_length_))) {
       window_length_ = 0;
-      fail("I/O error reading at offset " + std::to_string(offset));
-      return false;
+      return "I/O error reading at offset " + std::to_string(offset);
     }
   }
   std::memcpy(out.data(), window_.data() + (offset - window_offset_), out.size());
-  return true;
+  return std::nullopt;
 }
 
-uint64_t BinaryReader::read_uint(unsigned width) {
+template <typename T>
+T BinaryReader::read_uint() {
   if (!ok()) return 0;
-  std::array<std::byte, 8> buf{};
-  if (!fetch(pos_, std::span(buf).first(width))) return 0;
-  pos_ += width;
-  uint64_t value = 0;
-  for (unsigned i = 0; i < width; ++i) {
-    const unsigned index = endian_ == Endian::little ? width - 1 - i : i;
-    value = (value << 8) | std::to_integer<uint64_t>(buf[index]);
-  }
-  return value;
+  std::array<std::byte, sizeof(T)> buf{};
+  if (!fetch(pos_, buf)) return 0;
+  pos_ += sizeof(T);
+  return read_endian<T>(buf.data(), endian_);
 }
 
 uint8_t BinaryReader::u8() {
-  return static_cast<uint8_t>(read_uint(1));
+  return read_uint<uint8_t>();
 }
 uint16_t BinaryReader::u16() {
-  return static_cast<uint16_t>(read_uint(2));
+  return read_uint<uint16_t>();
 }
 uint32_t BinaryReader::u32() {
-  return static_cast<uint32_t>(read_uint(4));
+  return read_uint<uint32_t>();
 }
 uint64_t BinaryReader::u64() {
-  return read_uint(8);
+  return read_uint<uint64_t>();
 }
 float BinaryReader::f32() {
   return std::bit_cast<float>(u32());
@@ -118,7 +158,7 @@ std::string BinaryReader::text(uint64_t count, uint64_t max_bytes) {
   }
   if (count > remaining()) {
     fail("string of " + std::to_string(count) + " bytes at offset " + std::to_string(pos_) +
-         " runs past the end of the file (size " + std::to_string(size()) + ")");
+         " runs past " + end_text());
     return {};
   }
   std::string out(static_cast<size_t>(count), '\0');

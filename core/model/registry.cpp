@@ -8,23 +8,10 @@ namespace payloadfs {
 
 Registry Registry::with_builtins() {
   Registry registry;
-  // Fixed signatures at offset 0.
-  registry.add(formats::make_npy());
-  registry.add(formats::make_gguf());
-  registry.add(formats::make_sqlite());
-  registry.add(formats::make_png());
-  registry.add(formats::make_wav());
-  registry.add(formats::make_elf());
-  registry.add(formats::make_gzip());
-  registry.add(formats::make_pcap());
-  registry.add(formats::make_pcapng());
-  registry.add(formats::make_mcap());
-  registry.add(formats::make_zip());
-  // A signature away from offset 0 (tar's "ustar" at 257, checked with the header checksum).
-  registry.add(formats::make_tar());
-  // Structural detection (no signature) comes after every signature format.
-  registry.add(formats::make_safetensors());
-  registry.fallback_ = formats::make_unknown();
+  // Detection order, and the fallback, as format_list.def lists them.
+#define PAYLOADFS_FORMAT(name) registry.add(formats::make_##name());
+#define PAYLOADFS_FALLBACK_FORMAT(name) registry.fallback_ = formats::make_##name();
+#include "core/formats/format_list.def"
   return registry;
 }
 
