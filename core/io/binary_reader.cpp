@@ -15,26 +15,25 @@ constexpr size_t kWindowBytes = 16 * 1024;
 BinaryReader::BinaryReader(const ByteSource& source, Endian endian)
     : source_(source), endian_(endian), end_(source.size()) {}
 
+BinaryReader::BinaryReader(BinaryReader& root, Endian endian, uint64_t begin, uint64_t end,
+                           std::optional<std::string> error)
+    : source_(root.source_),
+      endian_(endian),
+      begin_(begin),
+      end_(end),
+      pos_(begin),
+      root_(&root),
+      error_(std::move(error)) {}
+
 BinaryReader BinaryReader::sub(uint64_t offset, uint64_t length) {
-  BinaryReader out(source_, endian_);
-  out.root_ = root_ != nullptr ? root_ : this;
-  out.begin_ = begin_;
-  out.end_ = begin_;
-  out.pos_ = begin_;
-  if (!ok()) {
-    out.error_ = error_;
-    return out;
-  }
+  BinaryReader& root = root_ != nullptr ? *root_ : *this;
+  if (!ok()) return BinaryReader(root, endian_, begin_, begin_, error_);
   const auto end = checked_add(offset, length);
-  if (!end || offset < begin_ || *end > end_) {
-    out.fail("range of " + std::to_string(length) + " bytes at offset " + std::to_string(offset) +
-             " runs past " + end_text());
-    return out;
-  }
-  out.begin_ = offset;
-  out.end_ = *end;
-  out.pos_ = offset;
-  return out;
+  if (!end || offset < begin_ || *end > end_)
+    return BinaryReader(root, endian_, begin_, begin_,
+                        "range of " + std::to_string(length) + " bytes at offset " +
+                            std::to_string(offset) + " runs past " + end_text());
+  return BinaryReader(root, endian_, offset, *end, std::nullopt);
 }
 
 std::string BinaryReader::end_text() const {

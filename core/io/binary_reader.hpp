@@ -19,6 +19,10 @@ namespace payloadfs {
 class BinaryReader {
  public:
   explicit BinaryReader(const ByteSource& source, Endian endian = Endian::little);
+  // Not copyable or movable: a sub-reader points at the reader it came from, which must stay
+  // where it is (sub() returns a prvalue, so it needs neither).
+  BinaryReader(const BinaryReader&) = delete;
+  BinaryReader& operator=(const BinaryReader&) = delete;
 
   // A reader over [offset, offset + length), positioned at `offset`, in this reader's byte
   // order; offsets stay the file's. Its reads stay inside that range, and a read past it fails
@@ -64,6 +68,9 @@ class BinaryReader {
   static constexpr uint64_t kMaxTextBytes = 1ULL << 20;
 
  private:
+  // A sub-reader of `root` over [begin, end), failed when `error` holds a message.
+  BinaryReader(BinaryReader& root, Endian endian, uint64_t begin, uint64_t end,
+               std::optional<std::string> error);
   template <typename T>
   T read_uint();
   bool fetch(uint64_t offset, std::span<std::byte> out);
