@@ -329,78 +329,143 @@ bool Expression::uses_slot(size_t slot) const noexcept {
   });
 }
 
+EvalResult Expression::eval_slot(const Node& n, EvalContext& context) const {
+  const auto slot = static_cast<size_t>(n.value);
+  const std::string& name = names_[n.b];
+  if (slot >= context.slots.size())
+    return ExprError{"'" + name + "' has no value here", n.position};
+  const Slot& s = context.slots[slot];
+  if (s.state == SlotState::ok) return s.value;
+  if (s.state == SlotState::too_large)
+    return ExprError{"the value of '" + name + "' does not fit in a signed 64-bit integer",
+                     n.position};
+  return ExprError{"'" + name + "' has no value (it could not be read)", n.position};
+}
+
+namespace {
+
+uint64_t read_width(BinaryReader& r, uint8_t width) {
+  switch (width) {
+    case 1:
+      return r.u8();
+    case 2:
+      return r.u16();
+    case 4:
+      return r.u32();
+    default:
+      return r.u64();
+  }
+}
+
+}  // namespace
+
+EvalResult Expression::eval_read(const Node& n, EvalContext& context) const {
+  auto arg = eval(n.a, context);
+  if (std::holds_alternative<ExprError>(arg)) return arg;
+  const int64_t offset = std::get<int64_t>(arg);
+  const std::string fn = std::string(n.read.is_signed ? "i" : "u") +
+                         std::to_string(n.read.width * 8) +
+                         (n.read.endian == 1   ? "le"
+                          : n.read.endian == 2 ? "be"
+                                               : "");
+  if (offset < 0)
+    return ExprError{fn + "(" + std::to_string(offset) + "): negative offset", n.position};
+  if (context.reader == nullptr) return ExprError{fn + ": no file to read", n.position};
+  BinaryReader& r = *context.reader;
+  const auto off = static_cast<uint64_t>(offset);
+  if (!range_within(off, n.read.width, r.size()))
+    return ExprError{fn + "(" + std::to_string(offset) + ") runs past the end of the file (size " +
+                         std::to_string(r.size()) + ")",
+                     n.position};
+  if (context.reads_left != nullptr) {
+    if (*context.reads_left == 0)
+      return ExprError{fn + ": the limit on reads per file is exhausted", n.position};
+    --*context.reads_left;
+  }
+  r.set_endian(n.read.endian == 0   ? context.default_endian
+               : n.read.endian == 1 ? Endian::little
+                                    : Endian::big);
+  r.seek(off);
+  uint64_t raw = read_width(r, n.read.width);
+  if (!r.ok()) return ExprError{fn + ": " + *r.error(), n.position};
+  if (n.read.is_signed) {
+    const unsigned bits = n.read.width * 8U;
+    if (bits < 64 && (raw >> (bits - 1)) != 0) raw |= ~uint64_t{0} << bits;  // sign-extend
+    return static_cast<int64_t>(raw);
+  }
+  if (raw > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+    return ExprError{fn + "(" + std::to_string(offset) + ") = " + std::to_string(raw) +
+                         " does not fit in a signed 64-bit integer",
+                     n.position};
+  return static_cast<int64_t>(raw);
+}
+
+namespace {
+
+// A binary operator on two evaluated operands, overflow-checked.
+EvalResult apply_binary(Op op, int64_t a, int64_t b, uint32_t position) {
+  int64_t r = 0;
+  switch (op) {
+    case Op::add:
+      if (__builtin_add_overflow(a, b, &r)) return overflow(a, op, b, position);
+      return r;
+    case Op::sub:
+      if (__builtin_sub_overflow(a, b, &r)) return overflow(a, op, b, position);
+      return r;
+    case Op::mul:
+      if (__builtin_mul_overflow(a, b, &r)) return overflow(a, op, b, position);
+      return r;
+    case Op::div:
+    case Op::mod:
+      if (b == 0) return ExprError{"division by zero", position};
+      if (a == std::numeric_limits<int64_t>::min() && b == -1) return overflow(a, op, b, position);
+      return op == Op::div ? a / b : a % b;
+    case Op::shl:
+    case Op::shr: {
+      if (b < 0 || b > 63)
+        return ExprError{"shift count " + std::to_string(b) + " is outside 0..63", position};
+      if (op == Op::shr) return a >> b;  // arithmetic: C++20 defines it for negative values
+      if (b == 63) {
+        if (a == 0 || a == -1) return a == 0 ? int64_t{0} : std::numeric_limits<int64_t>::min();
+        return overflow(a, op, b, position);
+      }
+      if (__builtin_mul_overflow(a, int64_t{1} << b, &r)) return overflow(a, op, b, position);
+      return r;
+    }
+    case Op::bit_and:
+      return a & b;
+    case Op::bit_or:
+      return a | b;
+    case Op::bit_xor:
+      return a ^ b;
+    case Op::eq:
+      return int64_t{a == b};
+    case Op::ne:
+      return int64_t{a != b};
+    case Op::lt:
+      return int64_t{a < b};
+    case Op::le:
+      return int64_t{a <= b};
+    case Op::gt:
+      return int64_t{a > b};
+    case Op::ge:
+      return int64_t{a >= b};
+    default:
+      return ExprError{"internal error: unknown operator", position};
+  }
+}
+
+}  // namespace
+
 EvalResult Expression::eval(uint32_t index, EvalContext& context) const {
   const Node& n = nodes_[index];
   switch (n.op) {
     case Op::constant:
       return n.value;
-    case Op::slot: {
-      const auto slot = static_cast<size_t>(n.value);
-      const std::string& name = names_[n.b];
-      if (slot >= context.slots.size())
-        return ExprError{"'" + name + "' has no value here", n.position};
-      const Slot& s = context.slots[slot];
-      if (s.state == SlotState::ok) return s.value;
-      if (s.state == SlotState::too_large)
-        return ExprError{"the value of '" + name + "' does not fit in a signed 64-bit integer",
-                         n.position};
-      return ExprError{"'" + name + "' has no value (it could not be read)", n.position};
-    }
-    case Op::read: {
-      auto arg = eval(n.a, context);
-      if (std::holds_alternative<ExprError>(arg)) return arg;
-      const int64_t offset = std::get<int64_t>(arg);
-      const std::string fn = std::string(n.read.is_signed ? "i" : "u") +
-                             std::to_string(n.read.width * 8) +
-                             (n.read.endian == 1   ? "le"
-                              : n.read.endian == 2 ? "be"
-                                                   : "");
-      if (offset < 0)
-        return ExprError{fn + "(" + std::to_string(offset) + "): negative offset", n.position};
-      if (context.reader == nullptr) return ExprError{fn + ": no file to read", n.position};
-      BinaryReader& r = *context.reader;
-      const auto off = static_cast<uint64_t>(offset);
-      if (!range_within(off, n.read.width, r.size()))
-        return ExprError{fn + "(" + std::to_string(offset) +
-                             ") runs past the end of the file (size " + std::to_string(r.size()) +
-                             ")",
-                         n.position};
-      if (context.reads_left != nullptr) {
-        if (*context.reads_left == 0)
-          return ExprError{fn + ": the limit on reads per file is exhausted", n.position};
-        --*context.reads_left;
-      }
-      r.set_endian(n.read.endian == 0   ? context.default_endian
-                   : n.read.endian == 1 ? Endian::little
-                                        : Endian::big);
-      r.seek(off);
-      uint64_t raw = 0;
-      switch (n.read.width) {
-        case 1:
-          raw = r.u8();
-          break;
-        case 2:
-          raw = r.u16();
-          break;
-        case 4:
-          raw = r.u32();
-          break;
-        default:
-          raw = r.u64();
-          break;
-      }
-      if (!r.ok()) return ExprError{fn + ": " + *r.error(), n.position};
-      if (n.read.is_signed) {
-        const unsigned bits = n.read.width * 8U;
-        if (bits < 64 && (raw >> (bits - 1)) != 0) raw |= ~uint64_t{0} << bits;  // sign-extend
-        return static_cast<int64_t>(raw);
-      }
-      if (raw > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-        return ExprError{fn + "(" + std::to_string(offset) + ") = " + std::to_string(raw) +
-                             " does not fit in a signed 64-bit integer",
-                         n.position};
-      return static_cast<int64_t>(raw);
-    }
+    case Op::slot:
+      return eval_slot(n, context);
+    case Op::read:
+      return eval_read(n, context);
     case Op::log_and:
     case Op::log_or: {
       auto left = eval(n.a, context);
@@ -431,58 +496,7 @@ EvalResult Expression::eval(uint32_t index, EvalContext& context) const {
   if (std::holds_alternative<ExprError>(left)) return left;
   auto right = eval(n.b, context);
   if (std::holds_alternative<ExprError>(right)) return right;
-  const int64_t a = std::get<int64_t>(left);
-  const int64_t b = std::get<int64_t>(right);
-  int64_t r = 0;
-  switch (n.op) {
-    case Op::add:
-      if (__builtin_add_overflow(a, b, &r)) return overflow(a, n.op, b, n.position);
-      return r;
-    case Op::sub:
-      if (__builtin_sub_overflow(a, b, &r)) return overflow(a, n.op, b, n.position);
-      return r;
-    case Op::mul:
-      if (__builtin_mul_overflow(a, b, &r)) return overflow(a, n.op, b, n.position);
-      return r;
-    case Op::div:
-    case Op::mod:
-      if (b == 0) return ExprError{"division by zero", n.position};
-      if (a == std::numeric_limits<int64_t>::min() && b == -1)
-        return overflow(a, n.op, b, n.position);
-      return n.op == Op::div ? a / b : a % b;
-    case Op::shl:
-    case Op::shr: {
-      if (b < 0 || b > 63)
-        return ExprError{"shift count " + std::to_string(b) + " is outside 0..63", n.position};
-      if (n.op == Op::shr) return a >> b;  // arithmetic: C++20 defines it for negative values
-      if (b == 63) {
-        if (a == 0 || a == -1) return a == 0 ? int64_t{0} : std::numeric_limits<int64_t>::min();
-        return overflow(a, n.op, b, n.position);
-      }
-      if (__builtin_mul_overflow(a, int64_t{1} << b, &r)) return overflow(a, n.op, b, n.position);
-      return r;
-    }
-    case Op::bit_and:
-      return a & b;
-    case Op::bit_or:
-      return a | b;
-    case Op::bit_xor:
-      return a ^ b;
-    case Op::eq:
-      return int64_t{a == b};
-    case Op::ne:
-      return int64_t{a != b};
-    case Op::lt:
-      return int64_t{a < b};
-    case Op::le:
-      return int64_t{a <= b};
-    case Op::gt:
-      return int64_t{a > b};
-    case Op::ge:
-      return int64_t{a >= b};
-    default:
-      return ExprError{"internal error: unknown operator", n.position};
-  }
+  return apply_binary(n.op, std::get<int64_t>(left), std::get<int64_t>(right), n.position);
 }
 
 }  // namespace payloadfs::descriptor

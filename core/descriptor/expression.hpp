@@ -115,6 +115,8 @@ class Expression {
  private:
   friend class Parser;
   EvalResult eval(uint32_t index, EvalContext& context) const;
+  EvalResult eval_slot(const Node& n, EvalContext& context) const;
+  EvalResult eval_read(const Node& n, EvalContext& context) const;
 
   std::string text_;
   std::vector<Node> nodes_;

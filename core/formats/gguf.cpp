@@ -293,10 +293,40 @@ class Gguf final : public Format {
     layout.magic = magic_at_start(kMagic);
     BinaryReader r(source, Endian::little);
     r.skip(kMagic.size());
+    if (!read_version(r, layout)) return layout;
+    const auto counts = read_counts(r, layout);
+    if (!counts) return layout;
+    const auto [tensor_count, kv_count] = *counts;
+
+    auto& h = layout.header;
+    Reader in(r);
+    Json& metadata = h["metadata"];
+    if (!read_metadata(in, r, kv_count, metadata, layout)) return layout;
+    const auto alignment = read_alignment(metadata, layout);
+    if (alignment) h["alignment"] = *alignment;
+
+    const auto tensors = read_tensor_infos(in, r, tensor_count, layout);
+    if (!tensors) return layout;
+    if (!alignment) return layout;
+    const uint64_t info_end = r.tell();
+    // info_end <= file size and alignment <= 2^32, so this cannot overflow.
+    const uint64_t data_start = (info_end + *alignment - 1) / *alignment * *alignment;
+    h["tensor_data_offset"] = data_start;
+    if (data_start > source.size() && !tensors->empty())
+      layout.add_error("the tensor data section (offset " + std::to_string(data_start) +
+                       ") starts past the end of the file");
+    add_slices(*tensors, *alignment, data_start, source.size(), layout);
+    return layout;
+  }
+
+ private:
+  // The version after the magic, which also gives the byte order; false (with the error added)
+  // when the rest cannot be read.
+  static bool read_version(BinaryReader& r, Layout& layout) {
     uint32_t version = r.u32();
     if (!r.ok()) {
       layout.add_error("file ends inside the GGUF preamble");
-      return layout;
+      return false;
     }
     auto& h = layout.header;
     if ((version & 0xFFFF) == 0 && version != 0) {
@@ -307,21 +337,28 @@ class Gguf final : public Format {
     h["byte_order"] = r.endian() == Endian::little ? "little" : "big";
     if (version == 1) {
       layout.add_error("GGUF version 1 (32-bit counts) is not supported");
-      return layout;
+      return false;
     }
     if (version != 2 && version != 3) {
       layout.add_error("unsupported GGUF version " + std::to_string(version));
-      return layout;
+      return false;
     }
     if (r.endian() == Endian::big && version < 3) {
       layout.add_error("big-endian GGUF files exist only from version 3 on");
     }
+    return true;
+  }
+
+  // {tensor_count, metadata_kv_count}, or nullopt (with the error added) when unreadable or
+  // over the limits.
+  static std::optional<std::pair<uint64_t, uint64_t>> read_counts(BinaryReader& r, Layout& layout) {
     const uint64_t tensor_count = r.u64();
     const uint64_t kv_count = r.u64();
     if (!r.ok()) {
       layout.add_error("file ends inside the GGUF header counts");
-      return layout;
+      return std::nullopt;
     }
+    auto& h = layout.header;
     h["tensor_count"] = tensor_count;
     h["metadata_kv_count"] = kv_count;
     h["alignment"] = kDefaultAlignment;
@@ -330,16 +367,19 @@ class Gguf final : public Format {
     if (kv_count > kMaxKv) {
       layout.add_error("metadata_kv_count " + std::to_string(kv_count) + " exceeds the limit of " +
                        std::to_string(kMaxKv));
-      return layout;
+      return std::nullopt;
     }
     if (tensor_count > kMaxTensors) {
       layout.add_error("tensor_count " + std::to_string(tensor_count) + " exceeds the limit of " +
                        std::to_string(kMaxTensors));
-      return layout;
+      return std::nullopt;
     }
+    return std::pair{tensor_count, kv_count};
+  }
 
-    Reader in(r);
-    Json& metadata = h["metadata"];
+  // The key/value pairs into `metadata`; false (with the error added) on a read error.
+  static bool read_metadata(Reader& in, BinaryReader& r, uint64_t kv_count, Json& metadata,
+                            Layout& layout) {
     std::unordered_set<std::string> seen_keys;
     for (uint64_t i = 0; i < kv_count; ++i) {
       const uint64_t at = r.tell();
@@ -349,7 +389,7 @@ class Gguf final : public Format {
       if (!r.ok()) {
         layout.add_error("metadata pair " + std::to_string(i) + " at offset " + std::to_string(at) +
                          (key.empty() ? "" : " ('" + key + "')") + ": " + *r.error());
-        return layout;
+        return false;
       }
       if (!seen_keys.insert(key).second) {
         layout.add_error("duplicate metadata key '" + key + "' (the first value is shown)");
@@ -359,10 +399,13 @@ class Gguf final : public Format {
       // 100,000 keys); seen_keys already guarantees uniqueness.
       metadata.get_ref<Json::object_t&>().emplace_back(key, std::move(value));
     }
+    return true;
+  }
 
-    const auto alignment = read_alignment(metadata, layout);
-    if (alignment) h["alignment"] = *alignment;
-
+  // The tensor infos after the metadata; nullopt (with the error added) on a read error.
+  static std::optional<std::vector<TensorInfo>> read_tensor_infos(Reader& in, BinaryReader& r,
+                                                                  uint64_t tensor_count,
+                                                                  Layout& layout) {
     std::vector<TensorInfo> tensors;
     tensors.reserve(static_cast<size_t>(std::min<uint64_t>(tensor_count, 4096)));
     for (uint64_t i = 0; i < tensor_count; ++i) {
@@ -378,23 +421,13 @@ class Gguf final : public Format {
       if (!r.ok()) {
         layout.add_error("tensor info " + std::to_string(i) + " at offset " + std::to_string(at) +
                          ": " + *r.error());
-        return layout;
+        return std::nullopt;
       }
       tensors.push_back(std::move(t));
     }
-    if (!alignment) return layout;
-    const uint64_t info_end = r.tell();
-    // info_end <= file size and alignment <= 2^32, so this cannot overflow.
-    const uint64_t data_start = (info_end + *alignment - 1) / *alignment * *alignment;
-    h["tensor_data_offset"] = data_start;
-    if (data_start > source.size() && !tensors.empty())
-      layout.add_error("the tensor data section (offset " + std::to_string(data_start) +
-                       ") starts past the end of the file");
-    add_slices(tensors, *alignment, data_start, source.size(), layout);
-    return layout;
+    return tensors;
   }
 
- private:
   // general.alignment: uint32 per the specification; must be a nonzero power of two.
   static std::optional<uint64_t> read_alignment(const Json& metadata, Layout& layout) {
     if (!metadata.contains("general.alignment")) return kDefaultAlignment;

@@ -258,6 +258,24 @@ class Gzip final : public Format {
     BinaryReader r(source, Endian::little);
     r.seek(pos);
     r.skip(2);  // ID1 ID2, checked by the caller or by detection
+    const auto flags = read_fixed_header(r, where, m, layout);
+    if (!flags) return std::nullopt;
+    if (!read_optional_fields(source, r, pos, *flags, where, m, layout)) return std::nullopt;
+    const uint64_t data = r.tell();
+    m["deflate_offset"] = data;
+
+    const Inflated z = inflate_stream(source, data, work);
+    Json attributes = {{"member", index}};
+    if (m.contains("name")) attributes["file_name"] = m["name"];  // "name" is the slice's
+    if (z.end != StreamEnd::complete) {
+      return incomplete(source, z, data, where, m, attributes, layout);
+    }
+    return read_trailer(r, z, data, where, m, attributes, layout);
+  }
+
+  // The 10-byte header after ID1 ID2; returns FLG, or nullopt when parsing cannot go on.
+  static std::optional<uint8_t> read_fixed_header(BinaryReader& r, const std::string& where,
+                                                  Json& m, Layout& layout) {
     const uint8_t method = r.u8();
     const uint8_t flags = r.u8();
     const uint32_t mtime = r.u32();
@@ -291,13 +309,20 @@ class Gzip final : public Format {
                        "); the header layout is unknown");
       return std::nullopt;
     }
+    return flags;
+  }
+
+  // FEXTRA, FNAME, FCOMMENT and FHCRC, as FLG says; false when parsing cannot go on.
+  static bool read_optional_fields(const ByteSource& source, BinaryReader& r, uint64_t pos,
+                                   uint8_t flags, const std::string& where, Json& m,
+                                   Layout& layout) {
     if ((flags & kFextra) != 0) {
       const uint16_t xlen = r.u16();
       std::vector<std::byte> extra(xlen);
       r.read_into(extra);
       if (!r.ok()) {
         layout.add_error(where + "truncated FEXTRA field: " + *r.error());
-        return std::nullopt;
+        return false;
       }
       m["extra_length"] = xlen;
       const size_t shown = std::min<size_t>(extra.size(), kMaxExtraHexBytes);
@@ -310,7 +335,7 @@ class Gzip final : public Format {
       if (!text) {
         layout.add_error(where + "FNAME is not NUL-terminated within " +
                          std::to_string(kMaxFieldBytes) + " bytes or the file");
-        return std::nullopt;
+        return false;
       }
       m["name"] = utf8_or_escaped(*text);
     }
@@ -319,7 +344,7 @@ class Gzip final : public Format {
       if (!text) {
         layout.add_error(where + "FCOMMENT is not NUL-terminated within " +
                          std::to_string(kMaxFieldBytes) + " bytes or the file");
-        return std::nullopt;
+        return false;
       }
       m["comment"] = utf8_or_escaped(*text);
     }
@@ -328,7 +353,7 @@ class Gzip final : public Format {
       const uint16_t stored = r.u16();
       if (!r.ok()) {
         layout.add_error(where + "truncated FHCRC field");
-        return std::nullopt;
+        return false;
       }
       m["header_crc16"] = stored;
       const auto crc = crc_of(source, pos, covered);
@@ -337,15 +362,13 @@ class Gzip final : public Format {
                          " does not match the header (" + std::to_string(*crc & 0xFFFF) + ")");
       }
     }
-    const uint64_t data = r.tell();
-    m["deflate_offset"] = data;
+    return true;
+  }
 
-    const Inflated z = inflate_stream(source, data, work);
-    Json attributes = {{"member", index}};
-    if (m.contains("name")) attributes["file_name"] = m["name"];  // "name" is the slice's
-    if (z.end != StreamEnd::complete) {
-      return incomplete(source, z, data, where, m, attributes, layout);
-    }
+  // A complete deflate stream: its slice and the CRC32/ISIZE trailer after it.
+  static std::optional<uint64_t> read_trailer(BinaryReader& r, const Inflated& z, uint64_t data,
+                                              const std::string& where, Json& m, Json& attributes,
+                                              Layout& layout) {
     const uint64_t length = z.end_offset - data;
     m["deflate_length"] = length;
     m["uncompressed_bytes"] = z.output_bytes;

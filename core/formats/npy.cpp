@@ -166,71 +166,23 @@ class Npy final : public Format {
     layout.magic = magic_at_start(kMagic);
     BinaryReader reader(source, Endian::little);
     reader.skip(kMagic.size());
-    const uint8_t major = reader.u8();
-    const uint8_t minor = reader.u8();
-    if (!reader.ok()) {
-      layout.add_error("truncated preamble: " + *reader.error());
-      return layout;
-    }
-    auto& h = layout.header;
-    h["version"] = std::to_string(major) + "." + std::to_string(minor);
-    uint64_t header_len = 0;
-    if (major == 1) {
-      header_len = reader.u16();
-    } else if (major == 2 || major == 3) {
-      header_len = reader.u32();
-    } else {
-      layout.add_error("unsupported .npy format version " + std::to_string(major) + "." +
-                       std::to_string(minor));
-      return layout;
-    }
-    if (!reader.ok()) {
-      layout.add_error("truncated preamble: " + *reader.error());
-      return layout;
-    }
-    h["header_len"] = header_len;
-    const uint64_t data_offset = reader.tell() + header_len;
-    if (header_len > kMaxHeaderBytes) {
-      layout.add_error("header length " + std::to_string(header_len) + " exceeds the limit of " +
-                       std::to_string(kMaxHeaderBytes) + " bytes");
-      return layout;
-    }
-    const std::string bytes = reader.text(header_len);
-    const std::string text = major == 3 ? bytes : latin1_to_utf8(bytes);
-    if (!reader.ok()) {
-      layout.add_error("header length " + std::to_string(header_len) +
-                       " runs past the end of the file");
-      return layout;
-    }
-    auto parsed = parse_python_literal(text);
-    if (auto* err = std::get_if<PythonLiteralError>(&parsed)) {
-      layout.add_error("header is not a Python literal: " + err->message);
-      return layout;
-    }
-    const ojson dict = std::get<ojson>(std::move(parsed));
-    if (!dict.is_object()) {
-      layout.add_error("header is not a dictionary");
-      return layout;
-    }
-    for (const char* key : {"descr", "fortran_order", "shape"}) {
-      if (!dict.contains(key)) layout.add_error(std::string("header lacks the key '") + key + "'");
-    }
-    for (const auto& [key, value] : dict.items()) {
-      if (key != "descr" && key != "fortran_order" && key != "shape")
-        layout.add_error("header has an unexpected key '" + utf8_or_escaped(key) + "'");
-    }
+    uint64_t data_offset = 0;
+    const auto dict = read_header_dict(reader, layout, data_offset);
+    if (!dict) return layout;
+    check_keys(*dict, layout);
     if (!layout.errors.empty()) return layout;
 
-    h["descr"] = sanitize(dict["descr"]);
-    h["fortran_order"] = dict["fortran_order"];
-    h["shape"] = dict["shape"];
+    auto& h = layout.header;
+    h["descr"] = sanitize((*dict)["descr"]);
+    h["fortran_order"] = (*dict)["fortran_order"];
+    h["shape"] = (*dict)["shape"];
     h["data_offset"] = data_offset;
-    if (!dict["fortran_order"].is_boolean())
+    if (!(*dict)["fortran_order"].is_boolean())
       layout.add_error("fortran_order must be True or False");
 
     std::string error;
-    const auto itemsize = descr_itemsize(dict["descr"], 0, error);
-    const auto elements = itemsize ? shape_elements(dict["shape"], error) : std::nullopt;
+    const auto itemsize = descr_itemsize((*dict)["descr"], 0, error);
+    const auto elements = itemsize ? shape_elements((*dict)["shape"], error) : std::nullopt;
     const auto length = elements ? checked_mul(*itemsize, *elements) : std::nullopt;
     if (!length) {
       layout.add_error(error.empty() ? "array size overflows 64 bits" : error);
@@ -251,6 +203,80 @@ class Npy final : public Format {
   }
 
  private:
+  // Reads the version and header length; nullopt (with the error added) on an unreadable or
+  // unsupported preamble. Sets header["version"] and header["header_len"].
+  static std::optional<uint64_t> read_preamble(BinaryReader& reader, Layout& layout,
+                                               uint8_t& major) {
+    major = reader.u8();
+    const uint8_t minor = reader.u8();
+    if (!reader.ok()) {
+      layout.add_error("truncated preamble: " + *reader.error());
+      return std::nullopt;
+    }
+    auto& h = layout.header;
+    h["version"] = std::to_string(major) + "." + std::to_string(minor);
+    uint64_t header_len = 0;
+    if (major == 1) {
+      header_len = reader.u16();
+    } else if (major == 2 || major == 3) {
+      header_len = reader.u32();
+    } else {
+      layout.add_error("unsupported .npy format version " + std::to_string(major) + "." +
+                       std::to_string(minor));
+      return std::nullopt;
+    }
+    if (!reader.ok()) {
+      layout.add_error("truncated preamble: " + *reader.error());
+      return std::nullopt;
+    }
+    h["header_len"] = header_len;
+    return header_len;
+  }
+
+  // Reads the preamble and the header's Python dict literal; nullopt (with the error added)
+  // when there is no dictionary to read the array's description from.
+  static std::optional<ojson> read_header_dict(BinaryReader& reader, Layout& layout,
+                                               uint64_t& data_offset) {
+    uint8_t major = 0;
+    const auto header_len = read_preamble(reader, layout, major);
+    if (!header_len) return std::nullopt;
+    data_offset = reader.tell() + *header_len;
+    if (*header_len > kMaxHeaderBytes) {
+      layout.add_error("header length " + std::to_string(*header_len) + " exceeds the limit of " +
+                       std::to_string(kMaxHeaderBytes) + " bytes");
+      return std::nullopt;
+    }
+    const std::string bytes = reader.text(*header_len);
+    const std::string text = major == 3 ? bytes : latin1_to_utf8(bytes);
+    if (!reader.ok()) {
+      layout.add_error("header length " + std::to_string(*header_len) +
+                       " runs past the end of the file");
+      return std::nullopt;
+    }
+    auto parsed = parse_python_literal(text);
+    if (auto* err = std::get_if<PythonLiteralError>(&parsed)) {
+      layout.add_error("header is not a Python literal: " + err->message);
+      return std::nullopt;
+    }
+    ojson dict = std::get<ojson>(std::move(parsed));
+    if (!dict.is_object()) {
+      layout.add_error("header is not a dictionary");
+      return std::nullopt;
+    }
+    return dict;
+  }
+
+  // The header must hold exactly descr, fortran_order and shape.
+  static void check_keys(const ojson& dict, Layout& layout) {
+    for (const char* key : {"descr", "fortran_order", "shape"}) {
+      if (!dict.contains(key)) layout.add_error(std::string("header lacks the key '") + key + "'");
+    }
+    for (const auto& [key, value] : dict.items()) {
+      if (key != "descr" && key != "fortran_order" && key != "shape")
+        layout.add_error("header has an unexpected key '" + utf8_or_escaped(key) + "'");
+    }
+  }
+
   // Strings in the descr come from the file; keep them valid UTF-8 for JSON output.
   static ojson sanitize(const ojson& value) {
     if (value.is_string()) return utf8_or_escaped(value.get<std::string>());

@@ -142,286 +142,351 @@ class Pcapng final : public Format {
   Layout parse(const ByteSource& source) const override {
     Layout layout;
     layout.magic = magic_at_start(kShbType);
-    const uint64_t size = source.size();
-    BinaryReader reader(source);
-    Json sections = Json::array();
-    Json interfaces_json = Json::array();
-    std::vector<Interface> interfaces;  // the first kMaxInterfaces
-    uint64_t interface_total = 0;
-    RecordTable table;
-    table.dir = "packet";
-    auto& records = table.records;
-    uint64_t section_first = 0;  // global index of the current section's interface 0
-    bool in_section = false;
-    uint64_t sections_seen = 0;
-    uint64_t blocks = 0;
-    uint64_t bad_interface = 0;
-    uint64_t over_snaplen = 0;
-    uint64_t offset = 0;
-    while (offset < size) {
-      if (blocks++ >= kMaxBlocks) {
-        layout.add_error("more than " + std::to_string(kMaxBlocks) +
-                         " blocks; the rest of the file (from offset " + std::to_string(offset) +
-                         ") is not indexed");
-        break;
-      }
-      if (size - offset < 12) {
-        layout.add_error("truncated capture: " + std::to_string(size - offset) +
-                         " bytes at offset " + std::to_string(offset) + " are too few for a block");
-        break;
-      }
-      std::array<std::byte, 12> head{};
-      reader.seek(offset);
-      if (!reader.read_into(head)) {
-        layout.add_error("cannot read the block at offset " + std::to_string(offset) + ": " +
-                         reader.error().value_or(""));
-        break;
-      }
-      const bool shb = starts_with(head, kShbType);
-      if (shb) {
-        const auto endian = byte_order(std::span(head).subspan(8, 4));
-        if (!endian) {
-          layout.add_error("Section Header Block at offset " + std::to_string(offset) +
-                           " has no valid byte-order magic; stopping");
-          break;
-        }
-        reader.set_endian(*endian);
-      } else if (!in_section) {
-        layout.add_error("the file does not start with a Section Header Block");
-        break;
-      }
-      reader.seek(offset);
-      const uint32_t type = reader.u32();
-      const uint32_t total = reader.u32();
-      if (total < 12 || total % 4 != 0) {
-        layout.add_error("block at offset " + std::to_string(offset) + " has invalid length " +
-                         std::to_string(total) + "; stopping");
-        break;
-      }
-      if (total > size - offset) {
-        layout.add_error("truncated capture: block of type " + std::to_string(type) +
-                         " at offset " + std::to_string(offset) + " needs " +
-                         std::to_string(total) + " bytes, " + std::to_string(size - offset) +
-                         " remain");
-        break;
-      }
-      reader.seek(offset + total - 4);
-      const uint32_t trailer = reader.u32();
-      if (!reader.ok()) {
-        layout.add_error("cannot read the block at offset " + std::to_string(offset) + ": " +
-                         *reader.error());
-        break;
-      }
-      if (trailer != total) {
-        layout.add_error("block at offset " + std::to_string(offset) + ": total length " +
-                         std::to_string(total) + " differs from the trailing copy " +
-                         std::to_string(trailer) + "; stopping");
-        break;
-      }
-      const uint64_t body = offset + 8;
-      const uint64_t body_len = total - 12;
-      reader.seek(body);
-      if (type == kShb) {
-        if (body_len < 16) {
-          layout.add_error("Section Header Block at offset " + std::to_string(offset) +
-                           " is too short; stopping");
-          break;
-        }
-        reader.skip(4);
-        const uint16_t major = reader.u16();
-        const uint16_t minor = reader.u16();
-        const auto section_length = static_cast<int64_t>(reader.u64());
-        Json s = Json::object();
-        s["offset"] = offset;
-        s["byte_order"] = reader.endian() == Endian::little ? "little" : "big";
-        s["version"] = std::to_string(major) + "." + std::to_string(minor);
-        s["section_length"] = section_length == -1 ? Json(nullptr) : Json(section_length);
-        read_options(
-            reader, body + 16, body + body_len, offset, layout,
-            [&](uint16_t code) {
-              switch (code) {
-                case 1:
-                  return "comment";
-                case 2:
-                  return "shb_hardware";
-                case 3:
-                  return "shb_os";
-                case 4:
-                  return "shb_userappl";
-                default:
-                  return "";
-              }
-            },
-            s, nullptr);
-        if (sections.size() < kMaxSections) {
-          sections.push_back(std::move(s));
-        } else if (sections.size() == kMaxSections && sections_seen == kMaxSections) {
-          layout.add_error("more than " + std::to_string(kMaxSections) +
-                           " sections; only the first are described");
-        }
-        ++sections_seen;
-        section_first = interface_total;
-        in_section = true;
-        if (major != 1) {
-          layout.add_error("section at offset " + std::to_string(offset) + " has version " +
-                           std::to_string(major) + "." + std::to_string(minor) +
-                           ", only 1.x is understood; stopping");
-          break;
-        }
-      } else if (type == kIdb) {
-        if (body_len < 8) {
-          layout.add_error("Interface Description Block at offset " + std::to_string(offset) +
-                           " is too short");
-          // It still takes an interface number in its section.
-          if (interface_total++ < kMaxInterfaces) {
-            interfaces.push_back(Interface{});
-            interfaces_json.push_back(Json{{"section", sections_seen - 1}, {"malformed", true}});
-          }
-        } else if (interface_total >= kMaxInterfaces) {
-          if (interface_total++ == kMaxInterfaces)
-            layout.add_error("more than " + std::to_string(kMaxInterfaces) +
-                             " interfaces; packets on later ones have no interface");
-        } else {
-          const uint16_t linktype = reader.u16();
-          reader.skip(2);
-          Interface iface;
-          iface.snaplen = reader.u32();
-          Json d = Json::object();
-          d["section"] = sections_seen - 1;
-          d["linktype"] = linktype;
-          if (const auto lt = capture::linktype_name(linktype); !lt.empty())
-            d["linktype_name"] = lt;
-          d["snaplen"] = iface.snaplen;
-          read_options(
-              reader, body + 8, body + body_len, offset, layout,
-              [](uint16_t code) {
-                switch (code) {
-                  case 2:
-                    return "if_name";
-                  case 3:
-                    return "if_description";
-                  case 12:
-                    return "if_os";
-                  case 15:
-                    return "if_hardware";
-                  default:
-                    return "";
-                }
-              },
-              d, &iface);
-          if (iface.clock.binary) {
-            d["if_tsresol"] = std::ldexp(1.0, -static_cast<int>(iface.clock.exponent));
-          } else {
-            d["if_tsresol"] = std::pow(10.0, -static_cast<double>(iface.clock.exponent));
-          }
-          d["if_tsoffset"] = iface.clock.tsoffset;
-          interfaces_json.push_back(std::move(d));
-          interfaces.push_back(iface);
-          ++interface_total;
-        }
-      } else if (type == kEpb || type == kPb || type == kSpb) {
-        if (records.size() >= kMaxPackets) {
-          layout.add_error("more than " + std::to_string(kMaxPackets) +
-                           " packets; the rest of the file (from offset " + std::to_string(offset) +
-                           ") is not indexed");
-          break;
-        }
-        const uint64_t local_count = interface_total - section_first;
-        Kind kind = Kind::spb;
-        uint32_t caplen = 0;
-        uint64_t data_offset = 0;
-        uint64_t space = 0;
-        uint64_t local = 0;
-        bool ok = true;
-        if (type == kSpb) {
-          if (body_len < 4) {
-            layout.add_error("Simple Packet Block at offset " + std::to_string(offset) +
-                             " is too short");
-            ok = false;
-          }
-          const uint32_t origlen = reader.u32();
-          data_offset = body + kSpbFixed;
-          space = body_len >= kSpbFixed ? body_len - kSpbFixed : 0;
-          local = 0;
-          uint64_t cap = std::min<uint64_t>(origlen, space);
-          if (local < local_count && section_first < interfaces.size()) {
-            const uint32_t snap = interfaces[static_cast<size_t>(section_first)].snaplen;
-            if (snap != 0) cap = std::min<uint64_t>(cap, snap);
-          }
-          caplen = static_cast<uint32_t>(cap);
-        } else {
-          const uint64_t fixed = kPacketFixed;
-          if (body_len < fixed) {
-            layout.add_error((type == kEpb ? "Enhanced" : "obsolete") +
-                             std::string(" Packet Block at offset ") + std::to_string(offset) +
-                             " is too short");
-            ok = false;
-          }
-          if (type == kEpb) {
-            kind = Kind::epb;
-            local = reader.u32();
-          } else {
-            kind = Kind::pb;
-            local = reader.u16();
-            reader.skip(2);  // drops count
-          }
-          reader.u32();  // timestamp (high, low) and original length are read back when
-          reader.u32();  // listed; read here too, so that a short file fails where it did
-          caplen = reader.u32();
-          reader.u32();
-          data_offset = body + fixed;
-          space = body_len >= fixed ? body_len - fixed : 0;
-          if (ok && caplen > space) {
-            layout.add_error("packet block at offset " + std::to_string(offset) +
-                             ": captured length " + std::to_string(caplen) +
-                             " exceeds the block's " + std::to_string(space) +
-                             " data bytes; packet skipped");
-            ok = false;
-          }
-        }
-        if (ok && reader.ok()) {
-          uint32_t interface = kNoInterface;
-          if (local < local_count && section_first + local < interfaces.size()) {
-            interface = static_cast<uint32_t>(section_first + local);
-            const uint32_t snap = interfaces[interface].snaplen;
-            if (snap != 0 && caplen > snap) ++over_snaplen;
-          } else {
-            ++bad_interface;
-          }
-          records.push_back(
-              Record{data_offset, caplen, packet_tag(kind, reader.endian(), interface)});
-        }
-      }
-      if (!reader.ok()) {
-        layout.add_error("block at offset " + std::to_string(offset) + ": " + *reader.error());
-        break;
-      }
-      offset += total;
-    }
-    if (bad_interface > 0)
-      layout.add_error(std::to_string(bad_interface) +
-                       " packet(s) refer to an interface not described in their section");
-    if (over_snaplen > 0)
-      layout.add_error(std::to_string(over_snaplen) +
-                       " packet(s) have a captured length above their interface's snaplen");
-
-    auto& h = layout.header;
-    h["sections"] = std::move(sections);
-    h["interfaces"] = std::move(interfaces_json);
-    h["packet_count"] = records.size();
-    // Growth by doubling may leave up to half the capacity unused: give it back.
-    if (records.capacity() - records.size() > records.size() / 8) records.shrink_to_fit();
-    std::vector<Clock> clocks;
-    clocks.reserve(interfaces.size());
-    for (const auto& iface : interfaces) clocks.push_back(iface.clock);
-    table.attributes = [clocks = std::move(clocks)](const ByteSource& src, const Record& record) {
-      return packet_attributes(src, record, clocks);
-    };
-    if (!records.empty()) layout.tables.push_back(std::move(table));
+    BlockWalk(source, layout).run();
     return layout;
   }
 
  private:
+  // A packet block's fields, as indexed.
+  struct Packet {
+    Kind kind = Kind::spb;
+    uint32_t caplen = 0;
+    uint64_t data_offset = 0;
+    uint64_t local = 0;  // the interface number within its section
+    bool ok = true;
+  };
+
+  // The walk over the blocks, and what it collects.
+  class BlockWalk {
+   public:
+    BlockWalk(const ByteSource& source, Layout& layout)
+        : size_(source.size()), reader_(source), layout_(layout) {
+      table_.dir = "packet";
+    }
+
+    void run() {
+      while (offset_ < size_ && step()) {
+      }
+      summarize();
+    }
+
+   private:
+    // Walks one block; false when the walk stops.
+    bool step() {
+      if (blocks_++ >= kMaxBlocks) {
+        layout_.add_error("more than " + std::to_string(kMaxBlocks) +
+                          " blocks; the rest of the file (from offset " + std::to_string(offset_) +
+                          ") is not indexed");
+        return false;
+      }
+      if (size_ - offset_ < 12) {
+        layout_.add_error("truncated capture: " + std::to_string(size_ - offset_) +
+                          " bytes at offset " + std::to_string(offset_) +
+                          " are too few for a block");
+        return false;
+      }
+      uint32_t type = 0;
+      uint32_t total = 0;
+      if (!read_frame(type, total)) return false;
+      const uint64_t body = offset_ + 8;
+      const uint64_t body_len = total - 12;
+      reader_.seek(body);
+      if (type == kShb) {
+        if (!read_shb(body, body_len)) return false;
+      } else if (type == kIdb) {
+        read_idb(body, body_len);
+      } else if (type == kEpb || type == kPb || type == kSpb) {
+        if (!read_packet(type, body, body_len)) return false;
+      }
+      if (!reader_.ok()) {
+        layout_.add_error("block at offset " + std::to_string(offset_) + ": " + *reader_.error());
+        return false;
+      }
+      offset_ += total;
+      return true;
+    }
+
+    // Reads the block's type and total length, and checks its framing (an SHB also sets the
+    // byte order); false when the walk stops.
+    bool read_frame(uint32_t& type, uint32_t& total) {
+      std::array<std::byte, 12> head{};
+      reader_.seek(offset_);
+      if (!reader_.read_into(head)) {
+        layout_.add_error("cannot read the block at offset " + std::to_string(offset_) + ": " +
+                          reader_.error().value_or(""));
+        return false;
+      }
+      if (starts_with(head, kShbType)) {
+        const auto endian = byte_order(std::span(head).subspan(8, 4));
+        if (!endian) {
+          layout_.add_error("Section Header Block at offset " + std::to_string(offset_) +
+                            " has no valid byte-order magic; stopping");
+          return false;
+        }
+        reader_.set_endian(*endian);
+      } else if (!in_section_) {
+        layout_.add_error("the file does not start with a Section Header Block");
+        return false;
+      }
+      reader_.seek(offset_);
+      type = reader_.u32();
+      total = reader_.u32();
+      if (total < 12 || total % 4 != 0) {
+        layout_.add_error("block at offset " + std::to_string(offset_) + " has invalid length " +
+                          std::to_string(total) + "; stopping");
+        return false;
+      }
+      if (total > size_ - offset_) {
+        layout_.add_error("truncated capture: block of type " + std::to_string(type) +
+                          " at offset " + std::to_string(offset_) + " needs " +
+                          std::to_string(total) + " bytes, " + std::to_string(size_ - offset_) +
+                          " remain");
+        return false;
+      }
+      reader_.seek(offset_ + total - 4);
+      const uint32_t trailer = reader_.u32();
+      if (!reader_.ok()) {
+        layout_.add_error("cannot read the block at offset " + std::to_string(offset_) + ": " +
+                          *reader_.error());
+        return false;
+      }
+      if (trailer != total) {
+        layout_.add_error("block at offset " + std::to_string(offset_) + ": total length " +
+                          std::to_string(total) + " differs from the trailing copy " +
+                          std::to_string(trailer) + "; stopping");
+        return false;
+      }
+      return true;
+    }
+
+    // A Section Header Block: starts a section; false when the walk stops.
+    bool read_shb(uint64_t body, uint64_t body_len) {
+      if (body_len < 16) {
+        layout_.add_error("Section Header Block at offset " + std::to_string(offset_) +
+                          " is too short; stopping");
+        return false;
+      }
+      reader_.skip(4);
+      const uint16_t major = reader_.u16();
+      const uint16_t minor = reader_.u16();
+      const auto section_length = static_cast<int64_t>(reader_.u64());
+      Json s = Json::object();
+      s["offset"] = offset_;
+      s["byte_order"] = reader_.endian() == Endian::little ? "little" : "big";
+      s["version"] = std::to_string(major) + "." + std::to_string(minor);
+      s["section_length"] = section_length == -1 ? Json(nullptr) : Json(section_length);
+      read_options(reader_, body + 16, body + body_len, offset_, layout_, shb_option_name, s,
+                   nullptr);
+      if (sections_.size() < kMaxSections) {
+        sections_.push_back(std::move(s));
+      } else if (sections_.size() == kMaxSections && sections_seen_ == kMaxSections) {
+        layout_.add_error("more than " + std::to_string(kMaxSections) +
+                          " sections; only the first are described");
+      }
+      ++sections_seen_;
+      section_first_ = interface_total_;
+      in_section_ = true;
+      if (major != 1) {
+        layout_.add_error("section at offset " + std::to_string(offset_) + " has version " +
+                          std::to_string(major) + "." + std::to_string(minor) +
+                          ", only 1.x is understood; stopping");
+        return false;
+      }
+      return true;
+    }
+
+    static const char* shb_option_name(uint16_t code) {
+      switch (code) {
+        case 1:
+          return "comment";
+        case 2:
+          return "shb_hardware";
+        case 3:
+          return "shb_os";
+        case 4:
+          return "shb_userappl";
+        default:
+          return "";
+      }
+    }
+
+    static const char* idb_option_name(uint16_t code) {
+      switch (code) {
+        case 2:
+          return "if_name";
+        case 3:
+          return "if_description";
+        case 12:
+          return "if_os";
+        case 15:
+          return "if_hardware";
+        default:
+          return "";
+      }
+    }
+
+    // An Interface Description Block: the next interface of the current section.
+    void read_idb(uint64_t body, uint64_t body_len) {
+      if (body_len < 8) {
+        layout_.add_error("Interface Description Block at offset " + std::to_string(offset_) +
+                          " is too short");
+        // It still takes an interface number in its section.
+        if (interface_total_++ < kMaxInterfaces) {
+          interfaces_.push_back(Interface{});
+          interfaces_json_.push_back(Json{{"section", sections_seen_ - 1}, {"malformed", true}});
+        }
+        return;
+      }
+      if (interface_total_ >= kMaxInterfaces) {
+        if (interface_total_++ == kMaxInterfaces)
+          layout_.add_error("more than " + std::to_string(kMaxInterfaces) +
+                            " interfaces; packets on later ones have no interface");
+        return;
+      }
+      const uint16_t linktype = reader_.u16();
+      reader_.skip(2);
+      Interface iface;
+      iface.snaplen = reader_.u32();
+      Json d = Json::object();
+      d["section"] = sections_seen_ - 1;
+      d["linktype"] = linktype;
+      if (const auto lt = capture::linktype_name(linktype); !lt.empty()) d["linktype_name"] = lt;
+      d["snaplen"] = iface.snaplen;
+      read_options(reader_, body + 8, body + body_len, offset_, layout_, idb_option_name, d,
+                   &iface);
+      if (iface.clock.binary) {
+        d["if_tsresol"] = std::ldexp(1.0, -static_cast<int>(iface.clock.exponent));
+      } else {
+        d["if_tsresol"] = std::pow(10.0, -static_cast<double>(iface.clock.exponent));
+      }
+      d["if_tsoffset"] = iface.clock.tsoffset;
+      interfaces_json_.push_back(std::move(d));
+      interfaces_.push_back(iface);
+      ++interface_total_;
+    }
+
+    // An Enhanced, Simple or obsolete Packet Block: one packet; false when the walk stops.
+    bool read_packet(uint32_t type, uint64_t body, uint64_t body_len) {
+      if (table_.records.size() >= kMaxPackets) {
+        layout_.add_error("more than " + std::to_string(kMaxPackets) +
+                          " packets; the rest of the file (from offset " + std::to_string(offset_) +
+                          ") is not indexed");
+        return false;
+      }
+      const uint64_t local_count = interface_total_ - section_first_;
+      const Packet p =
+          type == kSpb ? read_spb(body, body_len, local_count) : read_epb(type, body, body_len);
+      if (p.ok && reader_.ok()) {
+        uint32_t interface = kNoInterface;
+        if (p.local < local_count && section_first_ + p.local < interfaces_.size()) {
+          interface = static_cast<uint32_t>(section_first_ + p.local);
+          const uint32_t snap = interfaces_[interface].snaplen;
+          if (snap != 0 && p.caplen > snap) ++over_snaplen_;
+        } else {
+          ++bad_interface_;
+        }
+        table_.records.push_back(
+            Record{p.data_offset, p.caplen, packet_tag(p.kind, reader_.endian(), interface)});
+      }
+      return true;
+    }
+
+    // A Simple Packet Block: interface 0, captured length from the block and the snaplen.
+    Packet read_spb(uint64_t body, uint64_t body_len, uint64_t local_count) {
+      Packet p;
+      if (body_len < 4) {
+        layout_.add_error("Simple Packet Block at offset " + std::to_string(offset_) +
+                          " is too short");
+        p.ok = false;
+      }
+      const uint32_t origlen = reader_.u32();
+      p.data_offset = body + kSpbFixed;
+      const uint64_t space = body_len >= kSpbFixed ? body_len - kSpbFixed : 0;
+      p.local = 0;
+      uint64_t cap = std::min<uint64_t>(origlen, space);
+      if (p.local < local_count && section_first_ < interfaces_.size()) {
+        const uint32_t snap = interfaces_[static_cast<size_t>(section_first_)].snaplen;
+        if (snap != 0) cap = std::min<uint64_t>(cap, snap);
+      }
+      p.caplen = static_cast<uint32_t>(cap);
+      return p;
+    }
+
+    // An Enhanced or obsolete Packet Block.
+    Packet read_epb(uint32_t type, uint64_t body, uint64_t body_len) {
+      Packet p;
+      const uint64_t fixed = kPacketFixed;
+      if (body_len < fixed) {
+        layout_.add_error((type == kEpb ? "Enhanced" : "obsolete") +
+                          std::string(" Packet Block at offset ") + std::to_string(offset_) +
+                          " is too short");
+        p.ok = false;
+      }
+      if (type == kEpb) {
+        p.kind = Kind::epb;
+        p.local = reader_.u32();
+      } else {
+        p.kind = Kind::pb;
+        p.local = reader_.u16();
+        reader_.skip(2);  // drops count
+      }
+      reader_.u32();  // timestamp (high, low) and original length are read back when
+      reader_.u32();  // listed; read here too, so that a short file fails where it did
+      p.caplen = reader_.u32();
+      reader_.u32();
+      p.data_offset = body + fixed;
+      const uint64_t space = body_len >= fixed ? body_len - fixed : 0;
+      if (p.ok && p.caplen > space) {
+        layout_.add_error("packet block at offset " + std::to_string(offset_) +
+                          ": captured length " + std::to_string(p.caplen) +
+                          " exceeds the block's " + std::to_string(space) +
+                          " data bytes; packet skipped");
+        p.ok = false;
+      }
+      return p;
+    }
+
+    void summarize() {
+      if (bad_interface_ > 0)
+        layout_.add_error(std::to_string(bad_interface_) +
+                          " packet(s) refer to an interface not described in their section");
+      if (over_snaplen_ > 0)
+        layout_.add_error(std::to_string(over_snaplen_) +
+                          " packet(s) have a captured length above their interface's snaplen");
+      auto& records = table_.records;
+      auto& h = layout_.header;
+      h["sections"] = std::move(sections_);
+      h["interfaces"] = std::move(interfaces_json_);
+      h["packet_count"] = records.size();
+      // Growth by doubling may leave up to half the capacity unused: give it back.
+      if (records.capacity() - records.size() > records.size() / 8) records.shrink_to_fit();
+      std::vector<Clock> clocks;
+      clocks.reserve(interfaces_.size());
+      for (const auto& iface : interfaces_) clocks.push_back(iface.clock);
+      table_.attributes = [clocks = std::move(clocks)](const ByteSource& src,
+                                                       const Record& record) {
+        return packet_attributes(src, record, clocks);
+      };
+      if (!records.empty()) layout_.tables.push_back(std::move(table_));
+    }
+
+    const uint64_t size_;
+    BinaryReader reader_;
+    Layout& layout_;
+    Json sections_ = Json::array();
+    Json interfaces_json_ = Json::array();
+    std::vector<Interface> interfaces_;  // the first kMaxInterfaces
+    uint64_t interface_total_ = 0;
+    RecordTable table_;
+    uint64_t section_first_ = 0;  // global index of the current section's interface 0
+    bool in_section_ = false;
+    uint64_t sections_seen_ = 0;
+    uint64_t blocks_ = 0;
+    uint64_t bad_interface_ = 0;
+    uint64_t over_snaplen_ = 0;
+    uint64_t offset_ = 0;
+  };
+
   static std::optional<Endian> byte_order(std::span<const std::byte> bom) {
     const auto be = read_be<uint32_t>(bom.data());
     if (be == kByteOrderMagic) return Endian::big;

@@ -247,186 +247,234 @@ class Tar final : public Format {
 
   Layout parse(const ByteSource& source) const override {
     Layout layout;
-    const uint64_t size = source.size();
-    Counts counts;
-    PaxRecords global;                     // from 'g' headers: defaults for every later member
-    PaxRecords local;                      // from 'x' headers: the next member only
-    std::optional<std::string> long_name;  // GNU 'L'; 'K' (long link target) is not needed
-    std::optional<Magic> archive_magic;
-    bool meta_pending = false;
-    uint64_t pos = 0, blocks = 0, member_start = 0;
-    std::optional<uint64_t> end_offset;
-    std::string end_marker = "none";
-
-    auto fail = [&](const std::string& message) { layout.add_error(message); };
-
-    while (true) {
-      if (pos == size) {
-        fail(meta_pending ? "archive ends after an extended header, before its member"
-                          : "archive ends at offset " + std::to_string(pos) +
-                                " without the two zero blocks that end a tar archive");
-        end_marker = "eof";
-        break;
-      }
-      if (size - pos < kBlock) {
-        fail("truncated header: " + std::to_string(size - pos) + " bytes at offset " +
-             std::to_string(pos));
-        break;
-      }
-      Block b;
-      // Exactly one block per header, so member data is never read.
-      if (!source.read_exact(pos, std::as_writable_bytes(std::span(b)))) {
-        fail("cannot read the header at offset " + std::to_string(pos));
-        break;
-      }
-      if (all_zero(b)) {
-        end_offset = pos;
-        if (meta_pending)
-          fail("extended header at offset " + std::to_string(member_start) +
-               " is followed by the end of the archive");
-        Block next{};
-        const bool second =
-            size - pos >= 2 * kBlock &&
-            source.read_exact(pos + kBlock, std::as_writable_bytes(std::span(next))) &&
-            all_zero(next);
-        if (second) {
-          end_marker = "two zero blocks";
-        } else {
-          end_marker = "one zero block";
-          fail("lone zero block at offset " + std::to_string(pos) +
-               " (the end of an archive is two zero blocks)");
-        }
-        break;
-      }
-      if (++blocks > kMaxHeaderBlocks) {
-        fail("more than " + std::to_string(kMaxHeaderBlocks) + " header blocks; stopping");
-        break;
-      }
-      if (!checksum_ok(b)) {
-        fail("header at offset " + std::to_string(pos) + " has a bad checksum");
-        break;
-      }
-      const Magic magic = magic_of(b);
-      if (!archive_magic) archive_magic = magic;
-      if (!meta_pending) member_start = pos;
-      const char type = static_cast<char>(b[kTypeflag]);
-      const auto header_size = parse_numeric(field_view(b, kSize));
-      if (!header_size || *header_size < 0) {
-        fail("header at offset " + std::to_string(pos) + " has an invalid size field");
-        break;
-      }
-      uint64_t data_start = pos + kBlock;
-      uint64_t data_size = static_cast<uint64_t>(*header_size);
-      const bool is_meta = type == 'x' || type == 'X' || type == 'g' || type == 'L' || type == 'K';
-
-      PaxRecords merged;  // global records overridden by this member's own
-      if (!is_meta) {
-        merged = global;
-        for (const auto& [k, v] : local) merged[k] = v;
-        for (auto it = merged.begin(); it != merged.end();) {
-          it = it->second.empty() ? merged.erase(it) : std::next(it);
-        }
-        if (const auto it = merged.find("size"); it != merged.end()) {
-          const auto v = parse_decimal(it->second);
-          if (v && *v >= 0)
-            data_size = static_cast<uint64_t>(*v);
-          else
-            fail("member at offset " + std::to_string(member_start) + ": bad pax size '" +
-                 utf8_or_escaped(it->second) + "'");
-        }
-      }
-      // POSIX: links, devices, FIFOs and directories have no data records, whatever their
-      // size field says (tarfile agrees).
-      if (type >= '1' && type <= '6') data_size = 0;
-      if (type == 'S') {  // old GNU sparse: extension blocks of the sparse map follow the header
-        bool extended = b[kGnuIsExtended] != 0;
-        Block ext;
-        while (extended) {
-          if (++blocks > kMaxHeaderBlocks || !range_within(data_start, kBlock, size) ||
-              !source.read_exact(data_start, std::as_writable_bytes(std::span(ext)))) {
-            fail("sparse header at offset " + std::to_string(pos) + " has a truncated map");
-            extended = false;
-            data_start = size + 1;  // marks the walk as unable to continue
-            break;
-          }
-          extended = ext[kSparseExtIsExtended] != 0;
-          data_start += kBlock;
-        }
-        if (data_start > size) break;
-      }
-      const auto padded = checked_add(data_size, kBlock - 1);
-      const auto next = padded ? checked_add(data_start, *padded / kBlock * kBlock) : std::nullopt;
-      const bool data_fits = range_within(data_start, data_size, size);
-
-      if (is_meta) {
-        meta_pending = true;
-        if (data_size > kMaxMetaBytes || !data_fits) {
-          fail(std::string("extended header ('") + type + "') at offset " + std::to_string(pos) +
-               (data_fits ? " exceeds the limit of " + std::to_string(kMaxMetaBytes) + " bytes"
-                          : " runs past the end of the file"));
-          break;
-        }
-        std::string data(static_cast<size_t>(data_size), '\0');
-        if (!source.read_exact(data_start, std::as_writable_bytes(std::span(data)))) {
-          fail("cannot read the extended header at offset " + std::to_string(pos));
-          break;
-        }
-        if (type == 'L' || type == 'K') {
-          ++counts.gnu_long_names;
-          if (type == 'L') long_name = data.substr(0, data.find('\0'));
-        } else {
-          const bool is_global = type == 'g';
-          ++(is_global ? counts.pax_global_headers : counts.pax_headers);
-          PaxRecords& target = is_global ? global : local;
-          if (const auto err = parse_pax(data, target))
-            fail("pax header at offset " + std::to_string(pos) + ": " + *err);
-          if (is_global) {
-            // POSIX: an empty value in a global header removes the default.
-            for (auto it = global.begin(); it != global.end();)
-              it = it->second.empty() ? global.erase(it) : std::next(it);
-            meta_pending = !local.empty() || long_name;
-          }
-        }
-      } else {
-        if (++counts.members > kMaxMembers) {
-          fail("more than " + std::to_string(kMaxMembers) + " members; stopping");
-          break;
-        }
-        add_member(b, magic, type, member_start, data_start, data_size, data_fits, merged,
-                   long_name, counts, layout);
-        local.clear();
-        long_name.reset();
-        meta_pending = false;
-      }
-      if (!next || *next > size) {
-        fail("member data at offset " + std::to_string(data_start) + " (" +
-             std::to_string(data_size) + " bytes) runs past the end of the file");
-        end_marker = "eof";
-        break;
-      }
-      pos = *next;
+    Walk walk(source, layout);
+    while (walk.step()) {
     }
-
-    auto& h = layout.header;
-    h["format"] = format_name(archive_magic, counts);
-    h["members"] = std::min(counts.members, kMaxMembers);
-    h["regular_files"] = counts.regular;
-    h["directories"] = counts.directories;
-    h["symlinks"] = counts.symlinks;
-    h["hardlinks"] = counts.hardlinks;
-    h["sparse_files"] = counts.sparse;
-    h["other_members"] = counts.other;
-    h["regular_bytes"] = counts.regular_bytes;
-    h["pax_headers"] = counts.pax_headers;
-    h["pax_global_headers"] = counts.pax_global_headers;
-    h["gnu_long_name_headers"] = counts.gnu_long_names;
-    h["end_offset"] = end_offset ? Json(*end_offset) : Json(nullptr);
-    h["end_marker"] = end_marker;
-    if (archive_magic && *archive_magic != Magic::none) layout.magic = ByteRange{kMagic.offset, 8};
+    walk.summarize();
     return layout;
   }
 
  private:
+  // The walk over the header blocks, and what it carries from one header to the next.
+  class Walk {
+   public:
+    Walk(const ByteSource& source, Layout& layout)
+        : source_(source), layout_(layout), size_(source.size()) {}
+
+    // Walks one header and its data; false when the walk stops.
+    bool step() {
+      Block b;
+      if (!read_header(b)) return false;
+      const Magic magic = magic_of(b);
+      if (!archive_magic_) archive_magic_ = magic;
+      if (!meta_pending_) member_start_ = pos_;
+      const char type = static_cast<char>(b[kTypeflag]);
+      const auto header_size = parse_numeric(field_view(b, kSize));
+      if (!header_size || *header_size < 0) {
+        fail("header at offset " + std::to_string(pos_) + " has an invalid size field");
+        return false;
+      }
+      uint64_t data_start = pos_ + kBlock;
+      uint64_t data_size = static_cast<uint64_t>(*header_size);
+      const bool is_meta = type == 'x' || type == 'X' || type == 'g' || type == 'L' || type == 'K';
+
+      PaxRecords merged;  // global records overridden by this member's own
+      if (!is_meta) merged = merged_records(data_size);
+      // POSIX: links, devices, FIFOs and directories have no data records, whatever their
+      // size field says (tarfile agrees).
+      if (type >= '1' && type <= '6') data_size = 0;
+      if (type == 'S') {  // old GNU sparse: extension blocks of the sparse map follow the header
+        skip_sparse_map(b, data_start);
+        if (data_start > size_) return false;
+      }
+      const auto padded = checked_add(data_size, kBlock - 1);
+      const auto next = padded ? checked_add(data_start, *padded / kBlock * kBlock) : std::nullopt;
+      const bool data_fits = range_within(data_start, data_size, size_);
+
+      if (is_meta) {
+        if (!read_meta(type, data_start, data_size, data_fits)) return false;
+      } else {
+        if (++counts_.members > kMaxMembers) {
+          fail("more than " + std::to_string(kMaxMembers) + " members; stopping");
+          return false;
+        }
+        add_member(b, magic, type, member_start_, data_start, data_size, data_fits, merged,
+                   long_name_, counts_, layout_);
+        local_.clear();
+        long_name_.reset();
+        meta_pending_ = false;
+      }
+      if (!next || *next > size_) {
+        fail("member data at offset " + std::to_string(data_start) + " (" +
+             std::to_string(data_size) + " bytes) runs past the end of the file");
+        end_marker_ = "eof";
+        return false;
+      }
+      pos_ = *next;
+      return true;
+    }
+
+    void summarize() {
+      auto& h = layout_.header;
+      h["format"] = format_name(archive_magic_, counts_);
+      h["members"] = std::min(counts_.members, kMaxMembers);
+      h["regular_files"] = counts_.regular;
+      h["directories"] = counts_.directories;
+      h["symlinks"] = counts_.symlinks;
+      h["hardlinks"] = counts_.hardlinks;
+      h["sparse_files"] = counts_.sparse;
+      h["other_members"] = counts_.other;
+      h["regular_bytes"] = counts_.regular_bytes;
+      h["pax_headers"] = counts_.pax_headers;
+      h["pax_global_headers"] = counts_.pax_global_headers;
+      h["gnu_long_name_headers"] = counts_.gnu_long_names;
+      h["end_offset"] = end_offset_ ? Json(*end_offset_) : Json(nullptr);
+      h["end_marker"] = end_marker_;
+      if (archive_magic_ && *archive_magic_ != Magic::none)
+        layout_.magic = ByteRange{kMagic.offset, 8};
+    }
+
+   private:
+    void fail(const std::string& message) { layout_.add_error(message); }
+
+    // Reads the header block at pos_; false when the walk stops there (the end of the archive,
+    // of the file, or a header that cannot be trusted).
+    bool read_header(Block& b) {
+      if (pos_ == size_) {
+        fail(meta_pending_ ? "archive ends after an extended header, before its member"
+                           : "archive ends at offset " + std::to_string(pos_) +
+                                 " without the two zero blocks that end a tar archive");
+        end_marker_ = "eof";
+        return false;
+      }
+      if (size_ - pos_ < kBlock) {
+        fail("truncated header: " + std::to_string(size_ - pos_) + " bytes at offset " +
+             std::to_string(pos_));
+        return false;
+      }
+      // Exactly one block per header, so member data is never read.
+      if (!source_.read_exact(pos_, std::as_writable_bytes(std::span(b)))) {
+        fail("cannot read the header at offset " + std::to_string(pos_));
+        return false;
+      }
+      if (all_zero(b)) {
+        end_of_archive();
+        return false;
+      }
+      if (++blocks_ > kMaxHeaderBlocks) {
+        fail("more than " + std::to_string(kMaxHeaderBlocks) + " header blocks; stopping");
+        return false;
+      }
+      if (!checksum_ok(b)) {
+        fail("header at offset " + std::to_string(pos_) + " has a bad checksum");
+        return false;
+      }
+      return true;
+    }
+
+    // A zero block at pos_: the end of the archive, which should be two of them.
+    void end_of_archive() {
+      end_offset_ = pos_;
+      if (meta_pending_)
+        fail("extended header at offset " + std::to_string(member_start_) +
+             " is followed by the end of the archive");
+      Block next{};
+      const bool second =
+          size_ - pos_ >= 2 * kBlock &&
+          source_.read_exact(pos_ + kBlock, std::as_writable_bytes(std::span(next))) &&
+          all_zero(next);
+      if (second) {
+        end_marker_ = "two zero blocks";
+      } else {
+        end_marker_ = "one zero block";
+        fail("lone zero block at offset " + std::to_string(pos_) +
+             " (the end of an archive is two zero blocks)");
+      }
+    }
+
+    // The pax records that apply to the member: globals overridden by the member's own, with
+    // deleted keywords dropped. A pax size replaces data_size.
+    PaxRecords merged_records(uint64_t& data_size) {
+      PaxRecords merged = global_;
+      for (const auto& [k, v] : local_) merged[k] = v;
+      for (auto it = merged.begin(); it != merged.end();) {
+        it = it->second.empty() ? merged.erase(it) : std::next(it);
+      }
+      if (const auto it = merged.find("size"); it != merged.end()) {
+        const auto v = parse_decimal(it->second);
+        if (v && *v >= 0)
+          data_size = static_cast<uint64_t>(*v);
+        else
+          fail("member at offset " + std::to_string(member_start_) + ": bad pax size '" +
+               utf8_or_escaped(it->second) + "'");
+      }
+      return merged;
+    }
+
+    // Moves data_start past the extension blocks of an old GNU sparse map; past the end of
+    // the file when the map is truncated.
+    void skip_sparse_map(const Block& b, uint64_t& data_start) {
+      bool extended = b[kGnuIsExtended] != 0;
+      Block ext;
+      while (extended) {
+        if (++blocks_ > kMaxHeaderBlocks || !range_within(data_start, kBlock, size_) ||
+            !source_.read_exact(data_start, std::as_writable_bytes(std::span(ext)))) {
+          fail("sparse header at offset " + std::to_string(pos_) + " has a truncated map");
+          data_start = size_ + 1;  // marks the walk as unable to continue
+          return;
+        }
+        extended = ext[kSparseExtIsExtended] != 0;
+        data_start += kBlock;
+      }
+    }
+
+    // Reads an extended header ('x', 'X', 'g', 'L' or 'K'); false when the walk stops.
+    bool read_meta(char type, uint64_t data_start, uint64_t data_size, bool data_fits) {
+      meta_pending_ = true;
+      if (data_size > kMaxMetaBytes || !data_fits) {
+        fail(std::string("extended header ('") + type + "') at offset " + std::to_string(pos_) +
+             (data_fits ? " exceeds the limit of " + std::to_string(kMaxMetaBytes) + " bytes"
+                        : " runs past the end of the file"));
+        return false;
+      }
+      std::string data(static_cast<size_t>(data_size), '\0');
+      if (!source_.read_exact(data_start, std::as_writable_bytes(std::span(data)))) {
+        fail("cannot read the extended header at offset " + std::to_string(pos_));
+        return false;
+      }
+      if (type == 'L' || type == 'K') {
+        ++counts_.gnu_long_names;
+        if (type == 'L') long_name_ = data.substr(0, data.find('\0'));
+        return true;
+      }
+      const bool is_global = type == 'g';
+      ++(is_global ? counts_.pax_global_headers : counts_.pax_headers);
+      PaxRecords& target = is_global ? global_ : local_;
+      if (const auto err = parse_pax(data, target))
+        fail("pax header at offset " + std::to_string(pos_) + ": " + *err);
+      if (is_global) {
+        // POSIX: an empty value in a global header removes the default.
+        for (auto it = global_.begin(); it != global_.end();)
+          it = it->second.empty() ? global_.erase(it) : std::next(it);
+        meta_pending_ = !local_.empty() || long_name_;
+      }
+      return true;
+    }
+
+    const ByteSource& source_;
+    Layout& layout_;
+    const uint64_t size_;
+    Counts counts_;
+    PaxRecords global_;                     // from 'g' headers: defaults for every later member
+    PaxRecords local_;                      // from 'x' headers: the next member only
+    std::optional<std::string> long_name_;  // GNU 'L'; 'K' (long link target) is not needed
+    std::optional<Magic> archive_magic_;
+    bool meta_pending_ = false;
+    uint64_t pos_ = 0, blocks_ = 0, member_start_ = 0;
+    std::optional<uint64_t> end_offset_;
+    std::string end_marker_ = "none";
+  };
+
   static std::string format_name(std::optional<Magic> magic, const Counts& counts) {
     if (!magic) return "unknown";
     switch (*magic) {
@@ -440,22 +488,24 @@ class Tar final : public Format {
     return "unknown";
   }
 
+  // The member's name: pax path, else GNU long name, else the header's (prefix and) name.
+  static std::string member_name(const Block& b, Magic magic, char type, const PaxRecords& pax,
+                                 const std::optional<std::string>& long_name) {
+    if (const auto it = pax.find("path"); it != pax.end()) return it->second;
+    if (long_name) return *long_name;
+    std::string name = field_string(b, kName);
+    const std::string prefix = field_string(b, kPrefix);
+    // The prefix field exists in POSIX ustar only; GNU keeps atime/ctime there.
+    if (magic == Magic::posix && !prefix.empty() && type != 'L' && type != 'K')
+      name = prefix + "/" + name;
+    return name;
+  }
+
   static void add_member(const Block& b, Magic magic, char type, uint64_t header_offset,
                          uint64_t data_start, uint64_t data_size, bool data_fits,
                          const PaxRecords& pax, const std::optional<std::string>& long_name,
                          Counts& counts, Layout& layout) {
-    std::string name;
-    if (const auto it = pax.find("path"); it != pax.end()) {
-      name = it->second;
-    } else if (long_name) {
-      name = *long_name;
-    } else {
-      name = field_string(b, kName);
-      const std::string prefix = field_string(b, kPrefix);
-      // The prefix field exists in POSIX ustar only; GNU keeps atime/ctime there.
-      if (magic == Magic::posix && !prefix.empty() && type != 'L' && type != 'K')
-        name = prefix + "/" + name;
-    }
+    const std::string name = member_name(b, magic, type, pax, long_name);
     const bool sparse = type == 'S' || std::any_of(pax.begin(), pax.end(), [](const auto& kv) {
                           return kv.first.starts_with("GNU.sparse.");
                         });
@@ -463,8 +513,6 @@ class Tar final : public Format {
     // tarfile read them as directories).
     const bool file_type = type == '0' || type == '\0' || type == '7';
     const bool regular = file_type && !name.ends_with('/');
-    const std::string where =
-        "member '" + utf8_or_escaped(name) + "' at offset " + std::to_string(header_offset);
     if (sparse) {
       ++counts.sparse;
       return;
@@ -482,6 +530,21 @@ class Tar final : public Format {
     counts.regular_bytes = checked_add(counts.regular_bytes, data_size).value_or(UINT64_MAX);
     if (!data_fits) return;  // the walk reports the truncation
 
+    Json attrs = member_attributes(b, magic, type, header_offset, data_size, pax, name, layout);
+    // `tar -cf a.tar .` stores "./x"; the slice is "x". Other names (absolute ones included)
+    // stay as stored, so raw/ shows their odd components.
+    std::string_view slice_name = name;
+    while (slice_name.starts_with("./") && slice_name.size() > 2) slice_name.remove_prefix(2);
+    layout.slices.push_back(
+        Slice{std::string(slice_name), {data_start, data_size}, std::move(attrs)});
+  }
+
+  // A regular file's attributes: pax records override the header's fields.
+  static Json member_attributes(const Block& b, Magic magic, char type, uint64_t header_offset,
+                                uint64_t data_size, const PaxRecords& pax, const std::string& name,
+                                Layout& layout) {
+    const std::string where =
+        "member '" + utf8_or_escaped(name) + "' at offset " + std::to_string(header_offset);
     Json attrs = Json::object();
     auto numeric = [&](const char* key, Field f) -> int64_t {
       if (const auto it = pax.find(key); it != pax.end()) {
@@ -522,12 +585,7 @@ class Tar final : public Format {
     attrs["typeflag"] = type == '\0' ? std::string() : std::string(1, type);
     attrs["header_offset"] = header_offset;
     attrs["stored_name"] = utf8_or_escaped(name);
-    // `tar -cf a.tar .` stores "./x"; the slice is "x". Other names (absolute ones included)
-    // stay as stored, so raw/ shows their odd components.
-    std::string_view slice_name = name;
-    while (slice_name.starts_with("./") && slice_name.size() > 2) slice_name.remove_prefix(2);
-    layout.slices.push_back(
-        Slice{std::string(slice_name), {data_start, data_size}, std::move(attrs)});
+    return attrs;
   }
 };
 

@@ -125,34 +125,53 @@ class Wav final : public Format {
     layout.magic = magic_at_start(kContainers[0]);  // every container id is 4 bytes
     const uint64_t size = source.size();
     BinaryReader reader(source, Endian::little);
-    auto& h = layout.header;
     if (size < 12) {
       layout.add_error("file is shorter than the 12-byte RIFF/WAVE header");
       return layout;
     }
+    bool rf64 = false;
+    uint64_t riff_size = 0;
+    if (!read_riff_header(reader, layout, rf64, riff_size)) return layout;
+
+    // RF64/BW64: ds64 must be the first chunk.
+    std::optional<uint64_t> ds64_data;
+    Ds64Table ds64_table;
+    if (rf64) read_ds64(reader, layout, riff_size, ds64_data, ds64_table);
+
+    layout.header["riff_size"] = riff_size;
+    const uint64_t end = walk_end(riff_size, rf64, size, layout);
+    ChunkWalk(reader, layout, size, end, rf64, ds64_data, ds64_table).run();
+    return layout;
+  }
+
+ private:
+  using Ds64Table = std::vector<std::pair<std::array<unsigned char, 4>, uint64_t>>;
+
+  // The container id, RIFF size and form type; false (with the error added) when unreadable.
+  static bool read_riff_header(BinaryReader& reader, Layout& layout, bool& rf64,
+                               uint64_t& riff_size) {
+    auto& h = layout.header;
     const std::string container = reader.text(4);
     const bool big = container == "RIFX";
-    const bool rf64 = container == "RF64" || container == "BW64";
+    rf64 = container == "RF64" || container == "BW64";
     if (big) reader.set_endian(Endian::big);
-    uint64_t riff_size = reader.u32();
+    riff_size = reader.u32();
     const std::string form = reader.text(4);
     if (!reader.ok()) {
       layout.add_error("cannot read the RIFF header: " + *reader.error());
-      return layout;
+      return false;
     }
     h["container"] = utf8_or_escaped(container);
     h["byte_order"] = big ? "big" : "little";
     h["form"] = utf8_or_escaped(form);
     if (form != "WAVE")
       layout.add_error("RIFF form type is '" + utf8_or_escaped(form) + "', not 'WAVE'");
+    return true;
+  }
 
-    // RF64/BW64: ds64 must be the first chunk.
-    std::optional<uint64_t> ds64_data;
-    std::vector<std::pair<std::array<unsigned char, 4>, uint64_t>> ds64_table;
-    if (rf64) read_ds64(reader, layout, riff_size, ds64_data, ds64_table);
-
-    h["riff_size"] = riff_size;
-    // Walk chunks inside the RIFF chunk; streaming writers leave 0 or 0xFFFFFFFF there.
+  // Where the chunk walk ends: the RIFF chunk's end, or the file's when the size is a
+  // placeholder (streaming writers leave 0 or 0xFFFFFFFF there) or runs past the file.
+  static uint64_t walk_end(uint64_t riff_size, bool rf64, uint64_t size, Layout& layout) {
     uint64_t end = size;
     const auto riff_end = checked_add(riff_size, 8);
     const bool riff_placeholder = (riff_size == 0 || (riff_size == kSizeFromDs64 && !rf64));
@@ -164,147 +183,198 @@ class Wav final : public Format {
                        " runs past the end of the file (" + std::to_string(size) + " bytes)");
     } else if (*riff_end < size) {
       end = *riff_end;
-      h["trailing_bytes"] = size - end;
+      layout.header["trailing_bytes"] = size - end;
       layout.add_error(std::to_string(size - end) + " bytes after the RIFF chunk at offset " +
                        std::to_string(end));
     }
+    return end;
+  }
 
-    reader.seek(12);
-    Json chunks = Json::array();
-    size_t count = 0;
-    std::optional<ByteRange> data;
-    bool have_fmt = false;
-    uint32_t block_align = 0;
-    Json info = Json::object();
-    size_t info_items = 0;
-    while (reader.ok() && reader.tell() < end) {
-      uint64_t at = reader.tell();
-      if (count == kMaxChunks) {
-        layout.add_error("more than " + std::to_string(kMaxChunks) +
-                         " chunks; stopped walking at offset " + std::to_string(at));
-        break;
+  // The walk over the chunks in [12, end), and what it collects for the header.
+  class ChunkWalk {
+   public:
+    ChunkWalk(BinaryReader& reader, Layout& layout, uint64_t size, uint64_t end, bool rf64,
+              const std::optional<uint64_t>& ds64_data, const Ds64Table& ds64_table)
+        : reader_(reader),
+          layout_(layout),
+          size_(size),
+          end_(end),
+          rf64_(rf64),
+          ds64_data_(ds64_data),
+          ds64_table_(ds64_table) {}
+
+    void run() {
+      reader_.seek(12);
+      while (reader_.ok() && reader_.tell() < end_ && step()) {
       }
-      if (end - at < 8) {
-        layout.add_error(std::to_string(end - at) + " stray bytes at offset " + std::to_string(at) +
-                         ", too few for a chunk header");
-        break;
+      if (!reader_.ok()) layout_.add_error("read error while walking chunks: " + *reader_.error());
+      summarize();
+    }
+
+   private:
+    using Id = std::array<unsigned char, 4>;
+
+    // Walks one chunk; false when the walk stops.
+    bool step() {
+      const uint64_t at = reader_.tell();
+      if (count_ == kMaxChunks) {
+        layout_.add_error("more than " + std::to_string(kMaxChunks) +
+                          " chunks; stopped walking at offset " + std::to_string(at));
+        return false;
       }
-      std::array<unsigned char, 4> id{};
-      reader.read_into(std::as_writable_bytes(std::span(id)));
-      uint64_t chunk_size = reader.u32();
-      if (!reader.ok()) break;
+      if (end_ - at < 8) {
+        layout_.add_error(std::to_string(end_ - at) + " stray bytes at offset " +
+                          std::to_string(at) + ", too few for a chunk header");
+        return false;
+      }
+      Id id{};
+      reader_.read_into(std::as_writable_bytes(std::span(id)));
+      uint64_t chunk_size = reader_.u32();
+      if (!reader_.ok()) return false;
       const std::string name = id_name(id);
-      ++count;
+      ++count_;
       Json attributes = {{"id", id_text(id)}, {"chunk_offset", at}, {"size", chunk_size}};
-      if (rf64 && chunk_size == kSizeFromDs64) {
-        // EBU Tech 3306: the data size lives in ds64, other sizes in its table.
-        std::optional<uint64_t> big_size;
-        if (std::memcmp(id.data(), "data", 4) == 0) big_size = ds64_data;
-        for (const auto& [tid, tsize] : ds64_table)
-          if (!big_size && tid == id) big_size = tsize;
-        if (big_size) {
-          chunk_size = *big_size;
-          attributes["size"] = chunk_size;
-          attributes["size_from_ds64"] = true;
+      if (rf64_ && chunk_size == kSizeFromDs64)
+        size_from_ds64(id, name, at, chunk_size, attributes);
+      const uint64_t data_at = at + 8;
+      const uint64_t length = slice_length(id, name, at, chunk_size, attributes);
+      if (chunks_.size() < kMaxListedChunks)
+        chunks_.push_back({{"id", id_text(id)}, {"offset", at}, {"size", chunk_size}});
+      note_chunk(id, data_at, length, attributes);
+      if (!reader_.ok()) return false;
+      layout_.slices.push_back(Slice{name, {data_at, length}, std::move(attributes)});
+
+      uint64_t next = data_at + length;       // length <= available, so no overflow
+      if (length < chunk_size) return false;  // truncated: nothing follows
+      if ((chunk_size & 1U) != 0 && next < end_) {
+        // The pad byte. Some writers omit it; if the next id only reads right without the
+        // pad, follow the file rather than the specification and say so.
+        if (!plausible_id(reader_, next + 1, end_) && plausible_id(reader_, next, end_)) {
+          layout_.add_error("odd-sized chunk '" + name + "' at offset " + std::to_string(at) +
+                            " is not followed by a pad byte");
         } else {
-          layout.add_error("chunk '" + name + "' at offset " + std::to_string(at) +
-                           " has size 0xFFFFFFFF but ds64 gives none");
+          ++next;
         }
       }
+      if (!reader_.ok()) return false;
+      reader_.seek(next);
+      return true;
+    }
+
+    // EBU Tech 3306: the data size lives in ds64, other sizes in its table.
+    void size_from_ds64(const Id& id, const std::string& name, uint64_t at, uint64_t& chunk_size,
+                        Json& attributes) {
+      std::optional<uint64_t> big_size;
+      if (std::memcmp(id.data(), "data", 4) == 0) big_size = ds64_data_;
+      for (const auto& [tid, tsize] : ds64_table_)
+        if (!big_size && tid == id) big_size = tsize;
+      if (big_size) {
+        chunk_size = *big_size;
+        attributes["size"] = chunk_size;
+        attributes["size_from_ds64"] = true;
+      } else {
+        layout_.add_error("chunk '" + name + "' at offset " + std::to_string(at) +
+                          " has size 0xFFFFFFFF but ds64 gives none");
+      }
+    }
+
+    // The chunk's data length as sliced: its size, cut at the end of the file.
+    uint64_t slice_length(const Id& id, const std::string& name, uint64_t at, uint64_t chunk_size,
+                          Json& attributes) {
       const uint64_t data_at = at + 8;
-      const uint64_t available = size - data_at;
+      const uint64_t available = size_ - data_at;
       uint64_t length = chunk_size;
       const bool is_data = std::memcmp(id.data(), "data", 4) == 0;
       if (chunk_size > available) {
         length = available;
         attributes["truncated"] = true;
-        if (is_data && !rf64 && chunk_size == kSizeFromDs64) {
-          layout.add_error(
+        if (is_data && !rf64_ && chunk_size == kSizeFromDs64) {
+          layout_.add_error(
               "data chunk size is the streaming placeholder 0xFFFFFFFF; the data slice "
               "runs to the end of the file (" +
               std::to_string(available) + " bytes)");
         } else {
-          layout.add_error("chunk '" + name + "' at offset " + std::to_string(at) + " declares " +
-                           std::to_string(chunk_size) + " bytes but only " +
-                           std::to_string(available) + " remain; slice cut at the end of the file");
+          layout_.add_error("chunk '" + name + "' at offset " + std::to_string(at) + " declares " +
+                            std::to_string(chunk_size) + " bytes but only " +
+                            std::to_string(available) +
+                            " remain; slice cut at the end of the file");
         }
-      } else if (data_at + chunk_size > end) {
-        layout.add_error("chunk '" + name + "' at offset " + std::to_string(at) +
-                         " extends past the end of the RIFF chunk");
+      } else if (data_at + chunk_size > end_) {
+        layout_.add_error("chunk '" + name + "' at offset " + std::to_string(at) +
+                          " extends past the end of the RIFF chunk");
       }
-      if (chunks.size() < kMaxListedChunks)
-        chunks.push_back({{"id", id_text(id)}, {"offset", at}, {"size", chunk_size}});
+      return length;
+    }
 
+    // What the chunks the header describes hold: fmt, data, fact and LIST/INFO.
+    void note_chunk(const Id& id, uint64_t data_at, uint64_t length, Json& attributes) {
+      auto& h = layout_.header;
       if (std::memcmp(id.data(), "fmt ", 4) == 0) {
-        if (have_fmt) {
-          layout.add_error("more than one fmt chunk; the first one is used");
+        if (have_fmt_) {
+          layout_.add_error("more than one fmt chunk; the first one is used");
         } else {
-          have_fmt = true;
-          block_align = read_fmt(reader, data_at, length, layout);
+          have_fmt_ = true;
+          block_align_ = read_fmt(reader_, data_at, length, layout_);
         }
-      } else if (is_data) {
-        if (!data) data = ByteRange{data_at, length};
+      } else if (std::memcmp(id.data(), "data", 4) == 0) {
+        if (!data_) data_ = ByteRange{data_at, length};
       } else if (std::memcmp(id.data(), "fact", 4) == 0 && length >= 4) {
-        reader.seek(data_at);
-        const uint32_t samples = reader.u32();
-        if (reader.ok() && !h.contains("fact_sample_length")) h["fact_sample_length"] = samples;
+        reader_.seek(data_at);
+        const uint32_t samples = reader_.u32();
+        if (reader_.ok() && !h.contains("fact_sample_length")) h["fact_sample_length"] = samples;
       } else if (std::memcmp(id.data(), "LIST", 4) == 0 && length >= 4) {
-        reader.seek(data_at);
-        const std::string list_type = reader.text(4);
-        if (reader.ok()) {
+        reader_.seek(data_at);
+        const std::string list_type = reader_.text(4);
+        if (reader_.ok()) {
           attributes["list_type"] = utf8_or_escaped(list_type);
           if (list_type == "INFO")
-            read_info(reader, data_at + 4, length - 4, info, info_items, layout);
+            read_info(reader_, data_at + 4, length - 4, info_, info_items_, layout_);
         }
       }
-      if (!reader.ok()) break;
-      layout.slices.push_back(Slice{name, {data_at, length}, std::move(attributes)});
-
-      uint64_t next = data_at + length;  // length <= available, so no overflow
-      if (length < chunk_size) break;    // truncated: nothing follows
-      if ((chunk_size & 1U) != 0 && next < end) {
-        // The pad byte. Some writers omit it; if the next id only reads right without the
-        // pad, follow the file rather than the specification and say so.
-        if (!plausible_id(reader, next + 1, end) && plausible_id(reader, next, end)) {
-          layout.add_error("odd-sized chunk '" + name + "' at offset " + std::to_string(at) +
-                           " is not followed by a pad byte");
-        } else {
-          ++next;
-        }
-      }
-      if (!reader.ok()) break;
-      reader.seek(next);
     }
-    if (!reader.ok()) layout.add_error("read error while walking chunks: " + *reader.error());
 
-    h["chunk_count"] = count;
-    h["chunks"] = std::move(chunks);
-    if (count > kMaxListedChunks) h["chunks_truncated"] = true;
-    if (info_items > 0) h["info"] = std::move(info);
-    if (!have_fmt) layout.add_error("missing fmt chunk");
-    if (!data) {
-      layout.add_error("missing data chunk");
-    } else {
-      h["data_offset"] = data->offset;
-      h["data_size"] = data->length;
-      if (block_align > 0) {
-        const uint64_t frames = data->length / block_align;
-        h["frames"] = frames;
-        if (h.contains("sample_rate") && h["sample_rate"].get<uint32_t>() > 0)
-          h["duration_seconds"] =
-              static_cast<double>(frames) / static_cast<double>(h["sample_rate"].get<uint32_t>());
-        if (data->length % block_align != 0)
-          layout.add_error("data size " + std::to_string(data->length) +
-                           " is not a multiple of block_align " + std::to_string(block_align));
+    void summarize() {
+      auto& h = layout_.header;
+      h["chunk_count"] = count_;
+      h["chunks"] = std::move(chunks_);
+      if (count_ > kMaxListedChunks) h["chunks_truncated"] = true;
+      if (info_items_ > 0) h["info"] = std::move(info_);
+      if (!have_fmt_) layout_.add_error("missing fmt chunk");
+      if (!data_) {
+        layout_.add_error("missing data chunk");
+        return;
       }
+      h["data_offset"] = data_->offset;
+      h["data_size"] = data_->length;
+      if (block_align_ == 0) return;
+      const uint64_t frames = data_->length / block_align_;
+      h["frames"] = frames;
+      if (h.contains("sample_rate") && h["sample_rate"].get<uint32_t>() > 0)
+        h["duration_seconds"] =
+            static_cast<double>(frames) / static_cast<double>(h["sample_rate"].get<uint32_t>());
+      if (data_->length % block_align_ != 0)
+        layout_.add_error("data size " + std::to_string(data_->length) +
+                          " is not a multiple of block_align " + std::to_string(block_align_));
     }
-    return layout;
-  }
 
- private:
+    BinaryReader& reader_;
+    Layout& layout_;
+    const uint64_t size_;
+    const uint64_t end_;
+    const bool rf64_;
+    const std::optional<uint64_t>& ds64_data_;
+    const Ds64Table& ds64_table_;
+    Json chunks_ = Json::array();
+    size_t count_ = 0;
+    std::optional<ByteRange> data_;
+    bool have_fmt_ = false;
+    uint32_t block_align_ = 0;
+    Json info_ = Json::object();
+    size_t info_items_ = 0;
+  };
+
   static void read_ds64(BinaryReader& reader, Layout& layout, uint64_t& riff_size,
-                        std::optional<uint64_t>& data_size,
-                        std::vector<std::pair<std::array<unsigned char, 4>, uint64_t>>& table) {
+                        std::optional<uint64_t>& data_size, Ds64Table& table) {
     std::array<unsigned char, 4> id{};
     reader.read_into(std::as_writable_bytes(std::span(id)));
     const uint32_t ds64_size = reader.u32();

@@ -186,65 +186,18 @@ class Zip final : public Format {
   Layout parse(const ByteSource& source) const override {
     Layout layout;
     const uint64_t size = source.size();
-    auto& h = layout.header;
     const auto end = find_end(source, layout);
     if (!end) return layout;
-
-    h["entries"] = end->entries;
-    h["comment"] = utf8_or_escaped(end->comment);
-    h["zip64"] = end->zip64;
-    h["central_directory_offset"] = end->cd_offset;
-    h["central_directory_size"] = end->cd_size;
-    h["disk_number"] = end->disk;
-    h["central_directory_disk"] = end->cd_disk;
-    h["entries_on_disk"] = end->entries_on_disk;
-    if (end->classic) {
-      h["end_of_central_directory_offset"] = end->offset;
-    } else {
-      h["end_of_central_directory_offset"] = nullptr;
-    }
-    if (end->zip64) h["zip64_end_of_central_directory_offset"] = end->zip64_offset;
-
-    // Offsets in the archive are relative to its first byte. With data prepended (a
-    // self-extractor stub) every stored offset is short by the stub's length; like Info-ZIP
-    // and zipfile, we infer that from where the central directory must end.
-    const uint64_t cd_end = end->zip64 ? end->zip64_offset : end->offset;
-    uint64_t shift = 0;
-    if (end->cd_size > cd_end) {
-      layout.add_error("central directory size " + std::to_string(end->cd_size) +
-                       " is larger than the bytes before the end record");
-    } else if (const uint64_t expected = cd_end - end->cd_size; expected > end->cd_offset) {
-      shift = expected - end->cd_offset;
-      if (end->entries > 0 && !signature_at(source, expected, kCentralSig) &&
-          signature_at(source, end->cd_offset, kCentralSig)) {
-        layout.add_error(
-            "central directory does not end where the end record begins; using its "
-            "stored offset");
-        shift = 0;
-      }
-    } else if (expected < end->cd_offset) {
-      layout.add_error("central directory offset " + std::to_string(end->cd_offset) + " + size " +
-                       std::to_string(end->cd_size) + " runs into the end record at " +
-                       std::to_string(cd_end));
-    }
-    h["prepended_bytes"] = shift;
+    describe_end(*end, layout.header);
+    const uint64_t shift = prepended_bytes(source, *end, layout);
+    layout.header["prepended_bytes"] = shift;
     if (end->disk != end->cd_disk) {
       layout.add_error("the central directory is on disk " + std::to_string(end->cd_disk) +
                        ", not on this disk (" + std::to_string(end->disk) +
                        "); multi-disk archives are not supported");
       return layout;
     }
-    // Every entry takes at least kCentralBytes of the directory: a count the directory cannot
-    // hold is a lie (2^32 entries in a few bytes), reported once, and not searched for.
-    const uint64_t room = end->cd_size / kCentralBytes;
-    if (end->entries > room) {
-      layout.add_error("end record declares " + std::to_string(end->entries) +
-                       " entries, but a central directory of " + std::to_string(end->cd_size) +
-                       " bytes holds at most " + std::to_string(room));
-    } else if (end->entries > kMaxEntries) {
-      layout.add_error("archive declares " + std::to_string(end->entries) +
-                       " entries; only the first " + std::to_string(kMaxEntries) + " are read");
-    }
+    check_entry_count(*end, layout);
 
     const auto cd_start = checked_add(end->cd_offset, shift);
     if (!cd_start || !range_within(*cd_start, end->cd_size, size)) {
@@ -253,7 +206,71 @@ class Zip final : public Format {
       return layout;
     }
     const std::vector<CentralEntry> entries = read_central(source, *cd_start, *end, shift, layout);
+    add_entries(source, entries, end->disk, layout);
+    return layout;
+  }
 
+ private:
+  static void describe_end(const EndRecord& end, Json& h) {
+    h["entries"] = end.entries;
+    h["comment"] = utf8_or_escaped(end.comment);
+    h["zip64"] = end.zip64;
+    h["central_directory_offset"] = end.cd_offset;
+    h["central_directory_size"] = end.cd_size;
+    h["disk_number"] = end.disk;
+    h["central_directory_disk"] = end.cd_disk;
+    h["entries_on_disk"] = end.entries_on_disk;
+    if (end.classic) {
+      h["end_of_central_directory_offset"] = end.offset;
+    } else {
+      h["end_of_central_directory_offset"] = nullptr;
+    }
+    if (end.zip64) h["zip64_end_of_central_directory_offset"] = end.zip64_offset;
+  }
+
+  // Offsets in the archive are relative to its first byte. With data prepended (a
+  // self-extractor stub) every stored offset is short by the stub's length; like Info-ZIP
+  // and zipfile, we infer that from where the central directory must end.
+  static uint64_t prepended_bytes(const ByteSource& source, const EndRecord& end, Layout& layout) {
+    const uint64_t cd_end = end.zip64 ? end.zip64_offset : end.offset;
+    uint64_t shift = 0;
+    if (end.cd_size > cd_end) {
+      layout.add_error("central directory size " + std::to_string(end.cd_size) +
+                       " is larger than the bytes before the end record");
+    } else if (const uint64_t expected = cd_end - end.cd_size; expected > end.cd_offset) {
+      shift = expected - end.cd_offset;
+      if (end.entries > 0 && !signature_at(source, expected, kCentralSig) &&
+          signature_at(source, end.cd_offset, kCentralSig)) {
+        layout.add_error(
+            "central directory does not end where the end record begins; using its "
+            "stored offset");
+        shift = 0;
+      }
+    } else if (expected < end.cd_offset) {
+      layout.add_error("central directory offset " + std::to_string(end.cd_offset) + " + size " +
+                       std::to_string(end.cd_size) + " runs into the end record at " +
+                       std::to_string(cd_end));
+    }
+    return shift;
+  }
+
+  // Every entry takes at least kCentralBytes of the directory: a count the directory cannot
+  // hold is a lie (2^32 entries in a few bytes), reported once, and not searched for.
+  static void check_entry_count(const EndRecord& end, Layout& layout) {
+    const uint64_t room = end.cd_size / kCentralBytes;
+    if (end.entries > room) {
+      layout.add_error("end record declares " + std::to_string(end.entries) +
+                       " entries, but a central directory of " + std::to_string(end.cd_size) +
+                       " bytes holds at most " + std::to_string(room));
+    } else if (end.entries > kMaxEntries) {
+      layout.add_error("archive declares " + std::to_string(end.entries) +
+                       " entries; only the first " + std::to_string(kMaxEntries) + " are read");
+    }
+  }
+
+  // One slice per file entry (directories are counted, not sliced), and the totals.
+  static void add_entries(const ByteSource& source, const std::vector<CentralEntry>& entries,
+                          uint64_t disk, Layout& layout) {
     uint64_t files = 0, dirs = 0, total_c = 0, total_u = 0;
     for (const auto& e : entries) {
       if (e.name.ends_with('/')) {
@@ -263,16 +280,15 @@ class Zip final : public Format {
       ++files;
       total_c = checked_add(total_c, e.csize).value_or(UINT64_MAX);
       total_u = checked_add(total_u, e.usize).value_or(UINT64_MAX);
-      add_slice(source, e, end->disk, layout);
+      add_slice(source, e, disk, layout);
     }
+    auto& h = layout.header;
     h["files"] = files;
     h["directories"] = dirs;
     h["total_compressed_size"] = total_c;
     h["total_uncompressed_size"] = total_u;
-    return layout;
   }
 
- private:
   static bool signature_at(const ByteSource& source, uint64_t offset, uint32_t sig) {
     std::array<unsigned char, 4> b{};
     if (!range_within(offset, 4, source.size()) ||
