@@ -53,7 +53,7 @@ class ElfFixtures : public ::testing::Test {
 };
 
 TEST_F(ElfFixtures, MatchesReadelfAndObjcopy) {
-  const Json manifest = Json::parse(std::ifstream(dir_ + "/manifest.json"));
+  const Json manifest = testing::read_fixture_json(dir_ + "/manifest.json");
   ASSERT_GE(manifest.size(), 5u);
   size_t compared_slices = 0, empty_slices = 0;
   std::set<std::string> empty_in_gxx;
@@ -62,7 +62,7 @@ TEST_F(ElfFixtures, MatchesReadelfAndObjcopy) {
     const std::string name = entry.get<std::string>();
     SCOPED_TRACE(name);
     const std::string path = dir_ + "/" + name;
-    const Json expected = Json::parse(std::ifstream(path + ".expected.json"));
+    const Json expected = testing::read_fixture_json(path + ".expected.json");
     const auto file = testing::read_file(path);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     ASSERT_TRUE(fd.valid());

@@ -463,9 +463,8 @@ void expect_same_value(const Json& ours, const Json& ref, const std::string& whe
 }
 
 TEST(Gguf, RealFilesMatchReference) {
-  std::ifstream in(fixture("expected.json"));
-  ASSERT_TRUE(in.good()) << "run tests/fixtures/gen_gguf.py first (PAYLOADFS_FIXTURES)";
-  const Json expected = Json::parse(in);
+  const Json expected = testing::read_fixture_json(fixture("expected.json"));
+  ASSERT_FALSE(expected.is_null()) << "run tests/fixtures/gen_gguf.py first (PAYLOADFS_FIXTURES)";
   ASSERT_GE(expected["files"].size(), 6U);
   const auto registry = Registry::with_builtins();
   for (const auto& [name, want] : expected["files"].items()) {

@@ -114,14 +114,14 @@ class GzipFixtures : public ::testing::Test {
 };
 
 TEST_F(GzipFixtures, MatchesZlibAndGzipList) {
-  const Json manifest = Json::parse(std::ifstream(dir_ + "/manifest.json"));
+  const Json manifest = testing::read_fixture_json(dir_ + "/manifest.json");
   ASSERT_GE(manifest.size(), 8u);
   size_t compared = 0;
   for (const auto& entry : manifest) {
     const std::string name = entry.get<std::string>();
     SCOPED_TRACE(name);
     const std::string path = dir_ + "/" + name;
-    const Json expected = Json::parse(std::ifstream(path + ".expected.json"));
+    const Json expected = testing::read_fixture_json(path + ".expected.json");
     const auto file = testing::read_file(path);
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     ASSERT_TRUE(fd.valid());

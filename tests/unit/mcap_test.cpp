@@ -375,10 +375,8 @@ TEST(Mcap, LeadingSlashOfATopicMakesNoEmptyDirectory) {
 
 TEST(Mcap, RealFilesAsRecordTables) {
   const std::string dir = testing::fixtures_dir() + "/mcap";
-  const auto expected_bytes = testing::read_file(dir + "/expected.json");
-  ASSERT_FALSE(expected_bytes.empty()) << "run tests/fixtures/gen_mcap.py " << dir;
-  const Json expected = Json::parse(
-      std::string(reinterpret_cast<const char*>(expected_bytes.data()), expected_bytes.size()));
+  const Json expected = testing::read_fixture_json(dir + "/expected.json");
+  ASSERT_FALSE(expected.is_null()) << "run tests/fixtures/gen_mcap.py " << dir;
   auto f = formats::make_mcap();
   size_t compared = 0;
   for (const auto& [file_name, want] : expected.items()) {
@@ -449,10 +447,8 @@ TEST(Mcap, AMillionTinyMessagesIndexInBoundedMemory) {
 
 TEST(Mcap, RealFilesMatchTheReferenceReader) {
   const std::string dir = testing::fixtures_dir() + "/mcap";
-  const auto expected_bytes = testing::read_file(dir + "/expected.json");
-  ASSERT_FALSE(expected_bytes.empty()) << "run tests/fixtures/gen_mcap.py " << dir;
-  const Json expected = Json::parse(
-      std::string(reinterpret_cast<const char*>(expected_bytes.data()), expected_bytes.size()));
+  const Json expected = testing::read_fixture_json(dir + "/expected.json");
+  ASSERT_FALSE(expected.is_null()) << "run tests/fixtures/gen_mcap.py " << dir;
   ASSERT_GE(expected.size(), 5U);
   auto f = formats::make_mcap();
   size_t messages_compared = 0;

@@ -136,9 +136,9 @@ TEST_F(NpyTest, HeaderLengthPastEnd) {
 // Files written by numpy itself, compared with numpy's own reading of them.
 TEST_F(NpyTest, RealFilesMatchNumpy) {
   const std::string dir = testing::fixtures_dir() + "/numpy";
-  std::ifstream in(dir + "/expected.json");
-  ASSERT_TRUE(in) << "fixtures missing: run tests/fixtures/generate.py (ctest does)";
-  const Json expected = Json::parse(in);
+  const Json expected = testing::read_fixture_json(dir + "/expected.json");
+  ASSERT_FALSE(expected.is_null())
+      << "fixtures missing: run tests/fixtures/generate.py (ctest does)";
   ASSERT_GE(expected.size(), 15u);
   for (const auto& [name, want] : expected.items()) {
     SCOPED_TRACE(name);

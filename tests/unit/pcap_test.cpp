@@ -207,10 +207,8 @@ TEST(Pcap, Robustness) {
 
 TEST(Pcap, PacketsAreARecordTableOf16ByteRecords) {
   const std::string dir = testing::fixtures_dir() + "/pcap";
-  const auto manifest_bytes = testing::read_file(dir + "/manifest.json");
-  ASSERT_FALSE(manifest_bytes.empty()) << "run tests/fixtures/gen_pcap.py " << dir;
-  const Json manifest = Json::parse(
-      std::string(reinterpret_cast<const char*>(manifest_bytes.data()), manifest_bytes.size()));
+  const Json manifest = testing::read_fixture_json(dir + "/manifest.json");
+  ASSERT_FALSE(manifest.is_null()) << "run tests/fixtures/gen_pcap.py " << dir;
   auto f = formats::make_pcap();
   size_t compared = 0;
   for (const auto& [file, expect] : manifest.items()) {
@@ -282,10 +280,8 @@ TEST(Pcap, AMillionTinyPacketsIndexInBoundedMemory) {
 
 TEST(Pcap, RealCapturesMatchTshark) {
   const std::string dir = testing::fixtures_dir() + "/pcap";
-  const auto manifest_bytes = testing::read_file(dir + "/manifest.json");
-  ASSERT_FALSE(manifest_bytes.empty()) << "run tests/fixtures/gen_pcap.py " << dir;
-  const Json manifest = Json::parse(
-      std::string(reinterpret_cast<const char*>(manifest_bytes.data()), manifest_bytes.size()));
+  const Json manifest = testing::read_fixture_json(dir + "/manifest.json");
+  ASSERT_FALSE(manifest.is_null()) << "run tests/fixtures/gen_pcap.py " << dir;
   ASSERT_GE(manifest.size(), 9U);
   auto f = formats::make_pcap();
   size_t compared = 0;

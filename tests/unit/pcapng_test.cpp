@@ -308,10 +308,8 @@ TEST(Pcapng, PacketsAreARecordTableWithKindEndianAndInterfaceTags) {
 
 TEST(Pcapng, RealFilesAsRecordTables) {
   const std::string dir = testing::fixtures_dir() + "/pcapng";
-  const auto manifest_bytes = testing::read_file(dir + "/manifest.json");
-  ASSERT_FALSE(manifest_bytes.empty()) << "run tests/fixtures/gen_pcapng.py " << dir;
-  const Json manifest = Json::parse(
-      std::string(reinterpret_cast<const char*>(manifest_bytes.data()), manifest_bytes.size()));
+  const Json manifest = testing::read_fixture_json(dir + "/manifest.json");
+  ASSERT_FALSE(manifest.is_null()) << "run tests/fixtures/gen_pcapng.py " << dir;
   auto f = formats::make_pcapng();
   size_t compared = 0;
   for (const auto& [file, expect] : manifest.items()) {
@@ -379,10 +377,8 @@ TEST(Pcapng, AMillionTinyPacketsIndexInBoundedMemory) {
 
 TEST(Pcapng, RealFilesMatchTshark) {
   const std::string dir = testing::fixtures_dir() + "/pcapng";
-  const auto manifest_bytes = testing::read_file(dir + "/manifest.json");
-  ASSERT_FALSE(manifest_bytes.empty()) << "run tests/fixtures/gen_pcapng.py " << dir;
-  const Json manifest = Json::parse(
-      std::string(reinterpret_cast<const char*>(manifest_bytes.data()), manifest_bytes.size()));
+  const Json manifest = testing::read_fixture_json(dir + "/manifest.json");
+  ASSERT_FALSE(manifest.is_null()) << "run tests/fixtures/gen_pcapng.py " << dir;
   ASSERT_GE(manifest.size(), 8U);
   auto f = formats::make_pcapng();
   size_t compared = 0;

@@ -238,10 +238,8 @@ TEST(Png, CrcBudget) {
 // Real files, compared with pngcheck -v, Pillow and the generator's chunk walk.
 TEST(Png, RealFilesMatchReferences) {
   const std::string dir = testing::fixtures_dir() + "/png";
-  const auto manifest_bytes = testing::read_file(dir + "/manifest.json");
-  ASSERT_FALSE(manifest_bytes.empty()) << "run tests/fixtures/gen_png.py " << dir;
-  const Json manifest = Json::parse(
-      std::string(reinterpret_cast<const char*>(manifest_bytes.data()), manifest_bytes.size()));
+  const Json manifest = testing::read_fixture_json(dir + "/manifest.json");
+  ASSERT_FALSE(manifest.is_null()) << "run tests/fixtures/gen_png.py " << dir;
   auto f = formats::make_png();
   ASSERT_GE(manifest.size(), 13U);  // the Pillow-made files; /usr/share adds more
   size_t compared_slices = 0;

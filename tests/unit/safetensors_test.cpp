@@ -124,9 +124,9 @@ TEST_F(SafetensorsTest, ShapeOverflow) {
 // Files written per the specification, compared with an independent reader's view.
 TEST_F(SafetensorsTest, SpecFilesMatchReferenceReading) {
   const std::string dir = testing::fixtures_dir() + "/safetensors";
-  std::ifstream in(dir + "/expected.json");
-  ASSERT_TRUE(in) << "fixtures missing: run tests/fixtures/generate.py (ctest does)";
-  const Json expected = Json::parse(in);
+  const Json expected = testing::read_fixture_json(dir + "/expected.json");
+  ASSERT_FALSE(expected.is_null())
+      << "fixtures missing: run tests/fixtures/generate.py (ctest does)";
   for (const auto& [file, tensors] : expected["tensors"].items()) {
     SCOPED_TRACE(file);
     const auto bytes = testing::read_file(dir + "/" + file + ".safetensors");

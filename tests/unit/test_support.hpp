@@ -39,6 +39,17 @@ inline std::vector<std::byte> read_file(const std::string& path) {
   return out;
 }
 
+// A fixture's JSON (a generator's manifest.json or expected.json): null, with the failure
+// recorded, when the file cannot be read. The one way tests load what the generators wrote.
+inline Json read_fixture_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    ADD_FAILURE() << "cannot read " << path;
+    return Json();
+  }
+  return Json::parse(in);
+}
+
 // The bytes of a string, for hand-built files.
 inline std::vector<std::byte> to_bytes(std::string_view s) {
   std::vector<std::byte> out(s.size());

@@ -316,10 +316,8 @@ uint32_t soxi_format(const std::string& encoding) {
 
 TEST(Wav, RealFilesMatchReferences) {
   const std::string dir = testing::fixtures_dir() + "/wav";
-  const auto manifest_bytes = testing::read_file(dir + "/manifest.json");
-  ASSERT_FALSE(manifest_bytes.empty()) << "run tests/fixtures/gen_wav.py " << dir;
-  const Json manifest = Json::parse(
-      std::string(reinterpret_cast<const char*>(manifest_bytes.data()), manifest_bytes.size()));
+  const Json manifest = testing::read_fixture_json(dir + "/manifest.json");
+  ASSERT_FALSE(manifest.is_null()) << "run tests/fixtures/gen_wav.py " << dir;
   ASSERT_GE(manifest.size(), 18U);
   auto f = formats::make_wav();
   size_t data_compared = 0;

@@ -134,9 +134,7 @@ std::string from_hex(const std::string& hex) {
 TEST(ZipReal, MatchesZipfileZipinfoAndUnzip) {
   if (!std::filesystem::exists(fixture_dir() + "/expected.json"))
     GTEST_FAIL() << "run tests/fixtures/gen_zip.py " << fixture_dir();
-  const auto json_bytes = read_file(fixture_dir() + "/expected.json");
-  const Json expected =
-      Json::parse(std::string(reinterpret_cast<const char*>(json_bytes.data()), json_bytes.size()));
+  const Json expected = testing::read_fixture_json(fixture_dir() + "/expected.json");
   ASSERT_GE(expected["archives"].size(), 14u);
   for (const auto& archive : expected["archives"]) {
     const std::string file = archive["file"];
