@@ -104,6 +104,7 @@ void Filesystem::on_payload_thread(fuse_req_t req, fuse_ino_t ino, PayloadUse us
 }
 
 void Filesystem::init(fuse_conn_info* conn) {
+  no_opendir_ = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0;
   // Replies come from memory; splicing would only add syscalls (see docs/layout.md).
   conn->want &=
       ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
@@ -267,12 +268,13 @@ void Filesystem::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     fuse_reply_entry(req, &negative);
     return;
   }
-  const NodeKey& k = value_of(key);
+  NodeKey& k = value_of(key);
   std::shared_ptr<const Payload> payload;
   if (needs_payload(k.kind)) {
     auto got = names_.payload_for(k);
     if (const int* err = error_of(got)) return reply_error(req, *err);
     payload = std::move(value_of(got));
+    k = Namespace::versioned(std::move(k), *payload);  // the version whose attributes we send
   }
   auto entry = entry_of(k, payload.get(), source.st_ino != 0 ? &source : nullptr);
   if (const int* err = error_of(entry)) return reply_error(req, *err);
@@ -301,18 +303,38 @@ void Filesystem::getattr(fuse_req_t req, fuse_ino_t ino) {
 
 void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   settle();
+  stats_.opendirs.fetch_add(1, std::memory_order_relaxed);
+  // From the first ENOSYS on, the kernel opens and releases directories itself, with
+  // FOPEN_CACHE_DIR and FOPEN_KEEP_CACHE: a listing is read once until it changes (the
+  // watcher invalidates, and the kernel compares the directory's mtime at each rewind).
+  if (no_opendir_) return static_cast<void>(fuse_reply_err(req, ENOSYS));
+  // A kernel without zero-message opendir: the same caching, chosen per open.
   auto resolved = resolve(ino);
   if (const int* err = error_of(resolved)) return reply_error(req, *err);
   const ResolvedNode& r = value_of(resolved);
   const NodeKey& k = r.key;
   if (!is_directory(k.kind)) return reply_error(req, ENOTDIR);
+  fi->cache_readdir = k.kind != NodeKind::source_dir || watched(k.path);
+  fi->keep_cache = fi->cache_readdir;
+  if (r.payload)  // a new payload version may list other entries
+    fi->keep_cache = inodes_.same_version_as_last_open(ino, r.payload->identity());
+  fi->fh = 0;  // READDIR lists by inode (see DirListings)
+  fuse_reply_open(req, fi);
+}
+
+Result<std::shared_ptr<const OpenDir>> Filesystem::list_directory(fuse_ino_t ino) {
+  auto resolved = resolve(ino);
+  if (const int* err = error_of(resolved)) return *err;
+  const ResolvedNode& r = value_of(resolved);
+  const NodeKey& k = r.key;
+  if (!is_directory(k.kind)) return ENOTDIR;
   auto listed = names_.list(r);
-  if (const int* err = error_of(listed)) return reply_error(req, *err);
+  if (const int* err = error_of(listed)) return *err;
   Listing& listing = value_of(listed);
   if (listing.control_dir_hides_a_source)
     log(LogLevel::warn, "source entry '%s' is hidden by the control directory",
         std::string(ControlFiles::kDir).c_str());
-  auto dir = std::make_unique<OpenDir>();
+  auto dir = std::make_shared<OpenDir>();
   dir->payload = r.payload;
   dir->entries.reserve(listing.entries.size() + 2);
   dir->entries.push_back(DirEntry{".", k});
@@ -320,15 +342,7 @@ void Filesystem::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   std::move(listing.entries.begin(), listing.entries.end(), std::back_inserter(dir->entries));
   dir->records = listing.records;
   dir->record_key = std::move(listing.record_key);
-  // Virtual directories only change with a new payload version; a watched source directory's
-  // cached listing is invalidated when an entry changes. Unwatched ones are listed afresh.
-  fi->cache_readdir = k.kind != NodeKind::source_dir || watched(k.path);
-  fi->keep_cache = fi->cache_readdir;
-  if (k.kind == NodeKind::raw_dir)  // a new payload version may list other slices
-    fi->keep_cache = inodes_.same_version_as_last_open(ino, r.payload->identity());
-  if (k.kind == NodeKind::payload_dir) fi->keep_cache = false;  // refs.json depends on the version
-  fi->fh = dirs_.adopt(std::move(dir));
-  if (fuse_reply_open(req, fi) != 0) dirs_.drop(fi->fh);  // interrupted: free it
+  return std::shared_ptr<const OpenDir>(std::move(dir));
 }
 
 // READDIRPLUS's entry for `e` of `dir`, looked up as LOOKUP would; null if it vanished.
@@ -347,18 +361,26 @@ std::optional<fuse_entry_param> Filesystem::plus_entry(const OpenDir& dir, const
     auto got = names_.payload_for(key);
     if (auto* p = std::get_if<std::shared_ptr<const Payload>>(&got)) payload = *p;
   }
-  // A payload gone since opendir (its file replaced) leaves nothing to describe.
+  // A payload gone since the listing (its file replaced) leaves nothing to describe.
   if (needs_payload(key.kind) && !payload) return std::nullopt;
+  if (payload) key = Namespace::versioned(std::move(key), *payload);
   auto entry = entry_of(key, needs_payload(key.kind) ? payload.get() : nullptr,
                         source.st_ino != 0 ? &source : nullptr);
   if (error_of(entry) != nullptr) return std::nullopt;
   return value_of(entry);
 }
 
-void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                         fuse_file_info* fi, bool plus) {
+void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
   stats_.readdirs.fetch_add(1, std::memory_order_relaxed);
-  const OpenDir& dir = HandleTable<OpenDir>::get(fi->fh);
+  // Offset 0 starts a pass and lists afresh; later offsets continue the pass's listing.
+  std::shared_ptr<const OpenDir> listing = offset > 0 ? listings_.find(ino) : nullptr;
+  if (!listing) {
+    auto listed = list_directory(ino);
+    if (const int* err = error_of(listed)) return reply_error(req, *err);
+    listing = std::move(value_of(listed));
+    listings_.keep(ino, listing);
+  }
+  const OpenDir& dir = *listing;
   std::vector<char> buf(size);
   size_t used = 0;
   std::shared_ptr<const Payload> payload = dir.payload;
@@ -399,11 +421,12 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
     if (added > size - used) break;
     used += added;
   }
+  // The kernel asks past the last entry once, and caches the listing as complete.
+  if (used == 0) listings_.done(ino, listing.get());
   fuse_reply_buf(req, buf.data(), used);
 }
 
-void Filesystem::releasedir(fuse_req_t req, fuse_file_info* fi) {
-  dirs_.drop(fi->fh);
+void Filesystem::releasedir(fuse_req_t req) {
   fuse_reply_err(req, 0);
 }
 
@@ -484,7 +507,8 @@ std::string Filesystem::stats_json() const {
       {"range_nodes", inodes_.range_files()},
       {"range_nodes_pruned", range_nodes_ != nullptr ? range_nodes_->pruned() : 0},
       {"open_files", files_.size()},
-      {"open_dirs", dirs_.size()},
+      {"open_dirs", listings_.size()},
+      {"opendirs", load(stats_.opendirs)},
       {"source_descriptors_held", sources_.held()},
       {"source_descriptor_budget", sources_.limit()},
   };

@@ -21,6 +21,7 @@
 #include "core/vfs/control_files.hpp"
 #include "core/vfs/namespace.hpp"
 #include "core/vfs/node_key.hpp"
+#include "fs/dir_listings.hpp"
 #include "fs/handle_table.hpp"
 #include "fs/inode_table.hpp"
 #include "fs/open_handles.hpp"
@@ -42,9 +43,9 @@ class Filesystem {
   void forget(fuse_ino_t ino, uint64_t count);
   void getattr(fuse_req_t req, fuse_ino_t ino);
   void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-  void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info* fi,
-               bool plus);
-  void releasedir(fuse_req_t req, fuse_file_info* fi);
+  // Stateless (see DirListings): the kernel opens directories without asking.
+  void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus);
+  void releasedir(fuse_req_t req);
   void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void read(fuse_req_t req, size_t size, off_t offset, fuse_file_info* fi);
   void release(fuse_req_t req, fuse_file_info* fi);
@@ -95,6 +96,8 @@ class Filesystem {
   // number), or the error to answer.
   [[nodiscard]] Result<fuse_entry_param> entry_of(const NodeKey& key, const Payload* payload,
                                                   const struct stat* source);
+  // What READDIR lists of `ino`: "." and "..", the entries, computed records.
+  [[nodiscard]] Result<std::shared_ptr<const OpenDir>> list_directory(fuse_ino_t ino);
   [[nodiscard]] std::optional<fuse_entry_param> plus_entry(const OpenDir& dir, const DirEntry& e,
                                                            std::shared_ptr<const Payload>& payload);
   // Whether the source still has bytes up to `end` (see read()).
@@ -122,7 +125,8 @@ class Filesystem {
   Stats stats_;
   SourceBudget sources_;  // before files_: open files give their descriptors back to it
   HandleTable<OpenFile> files_;
-  HandleTable<OpenDir> dirs_;
+  DirListings listings_;
+  bool no_opendir_ = false;  // set by init(): the kernel opens directories itself
   fuse_session* session_ = nullptr;
   std::atomic<bool> notifying_{true};  // false from quiesce(): no new notification
   std::atomic<bool> settle_pending_{true};

@@ -57,16 +57,14 @@ void Filesystem::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       if (const int err = prepare_bytes(*file); err != 0) return reply_error(req, err);
       break;
   }
-  if (file->payload) {
+  if (is_versioned(r.key.kind)) {
+    // A generated file's node is one payload version (NodeVersion): whatever the kernel
+    // cached of it is this text, and its size is this text's.
+    fi->keep_cache = 1;
+  } else if (file->payload) {
     // Same version as the kernel's cached pages: keep them. Otherwise they are stale.
     fi->keep_cache = inodes_.same_version_as_last_open(ino, file->payload->identity());
   }
-  // Generated JSON is read whole from the version opened, not through the page cache: a
-  // source rewritten between a getattr and a read could otherwise pair one version's size
-  // with another's text. (Payload bytes stay cached and mmap-able.)
-  if (r.key.kind == NodeKind::header_json || r.key.kind == NodeKind::slices_json ||
-      r.key.kind == NodeKind::refs_json)
-    fi->direct_io = 1;
   fi->noflush = 1;
   fi->fh = files_.adopt(std::move(file));
   if (fuse_reply_open(req, fi) != 0) files_.drop(fi->fh);

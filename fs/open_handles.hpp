@@ -45,6 +45,7 @@ struct OpenFile {
   std::shared_ptr<const std::string> owned_text;
 };
 
+// A directory as one READDIR pass lists it (see DirListings).
 struct OpenDir {
   std::shared_ptr<const Payload> payload;
   std::vector<DirEntry> entries;  // "." and ".." first

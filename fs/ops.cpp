@@ -42,18 +42,16 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fs(req).on_payload_thread(req, ino, Use::entries,
                             [req, ino, file = *fi]() mutable { fs(req).opendir(req, ino, &file); });
 }
-void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  fs(req).on_payload_thread(req, ino, Use::entries, [req, ino, size, off, file = *fi]() mutable {
-    fs(req).readdir(req, ino, size, off, &file, false);
-  });
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  fs(req).on_payload_thread(req, ino, Use::entries,
+                            [req, ino, size, off] { fs(req).readdir(req, ino, size, off, false); });
 }
-void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-  fs(req).on_payload_thread(req, ino, Use::entries, [req, ino, size, off, file = *fi]() mutable {
-    fs(req).readdir(req, ino, size, off, &file, true);
-  });
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  fs(req).on_payload_thread(req, ino, Use::entries,
+                            [req, ino, size, off] { fs(req).readdir(req, ino, size, off, true); });
 }
-void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  fs(req).releasedir(req, fi);
+void op_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  fs(req).releasedir(req);
 }
 void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   fs(req).on_payload_thread(req, ino, Use::node,

@@ -10,6 +10,7 @@ struct Stats {
   std::atomic<uint64_t> lookups{0};
   std::atomic<uint64_t> getattrs{0};
   std::atomic<uint64_t> readdirs{0};
+  std::atomic<uint64_t> opendirs{0};  // OPENDIRs; none once the kernel opens directories itself
   std::atomic<uint64_t> opens{0};
   std::atomic<uint64_t> reads{0};
   std::atomic<uint64_t> bytes_served{0};

@@ -110,6 +110,7 @@ Result<ResolvedNode> Namespace::resolve(NodeKey key) const {
     if (!entry || entry->is_dir() != (k.kind == NodeKind::raw_dir)) return ESTALE;
   }
   if (k.kind == NodeKind::refs_json && !out.payload->has_refs_json()) return ESTALE;
+  if (is_versioned(k.kind) && k.version != version_of(*out.payload)) return ESTALE;
   if (k.kind == NodeKind::range_file && !range_within(k.offset, k.length, out.payload->size()))
     return ESTALE;
   return out;
@@ -159,16 +160,33 @@ Result<NodeKey> Namespace::source_child(const NodeKey& dir, std::string_view nam
   return NodeKey::source(*kind, s.st_dev, s.st_ino, std::move(path));
 }
 
-Result<NodeKey> Namespace::payload_child(const NodeKey& dir, std::string_view name) const {
+Result<NodeKey> Namespace::payload_child(const NodeKey& dir, std::string_view name,
+                                         const Payload* known) const {
   const PayloadEntry* entry = find_payload_entry(name);
   if (entry == nullptr) return ENOENT;
-  if (entry->shown == PayloadEntry::Shown::when_offered) {
-    // Only refs.json is offered by some payloads: the payload must be parsed to know.
+  NodeKey key = dir.entry(entry->kind);
+  if (entry->shown != PayloadEntry::Shown::when_offered && !is_versioned(entry->kind)) return key;
+  // refs.json is offered by some payloads only, and generated files are numbered per
+  // version: both need the payload parsed.
+  std::shared_ptr<const Payload> held;
+  if (known == nullptr) {
     auto payload = payload_for(dir);
     if (const int* err = error_of(payload)) return *err;
-    if (!value_of(payload)->has_refs_json()) return ENOENT;
+    held = std::move(value_of(payload));
+    known = held.get();
   }
-  return dir.entry(entry->kind);
+  if (entry->kind == NodeKind::refs_json && !known->has_refs_json()) return ENOENT;
+  return versioned(std::move(key), *known);
+}
+
+NodeVersion Namespace::version_of(const Payload& payload) {
+  const SourceIdentity id = payload.identity();
+  return NodeVersion{id.size, id.mtime_ns, id.ctime_ns};
+}
+
+NodeKey Namespace::versioned(NodeKey key, const Payload& payload) {
+  if (is_versioned(key.kind)) key.version = version_of(payload);
+  return key;
 }
 
 Result<Listing> Namespace::list(const ResolvedNode& dir) const {
@@ -177,10 +195,12 @@ Result<Listing> Namespace::list(const ResolvedNode& dir) const {
     case NodeKind::source_dir:
       return list_source_dir(k);
     case NodeKind::payload_dir: {
+      auto payload = payload_for(k);
+      if (const int* err = error_of(payload)) return *err;
       Listing out;
       for (const auto& entry : kPayloadEntries) {
         if (entry.shown == PayloadEntry::Shown::on_lookup) continue;
-        auto key = child(dir, entry.name);
+        auto key = payload_child(k, entry.name, value_of(payload).get());
         if (auto* found = std::get_if<NodeKey>(&key))
           out.entries.push_back(DirEntry{std::string(entry.name), std::move(*found)});
       }

@@ -114,10 +114,16 @@ class Namespace {
 
   [[nodiscard]] const SourceRoot& root() const noexcept { return root_; }
 
+  [[nodiscard]] static NodeVersion version_of(const Payload& payload);
+  // `key`, numbered for `payload`'s version if it is a generated file (is_versioned).
+  [[nodiscard]] static NodeKey versioned(NodeKey key, const Payload& payload);
+
  private:
   [[nodiscard]] Result<NodeKey> source_child(const NodeKey& dir, std::string_view name,
                                              struct stat* source) const;
-  [[nodiscard]] Result<NodeKey> payload_child(const NodeKey& dir, std::string_view name) const;
+  // `known`: the payload of `dir`, if the caller has it.
+  [[nodiscard]] Result<NodeKey> payload_child(const NodeKey& dir, std::string_view name,
+                                              const Payload* known = nullptr) const;
   [[nodiscard]] Result<Listing> list_source_dir(const NodeKey& dir) const;
   [[nodiscard]] Listing list_raw_dir(const ResolvedNode& dir) const;
   [[nodiscard]] Result<struct stat> source_attributes(const NodeKey& key,

@@ -28,6 +28,17 @@ enum class NodeKind : uint8_t {
   control_file,  // /.payloadfs/<name>
 };
 
+// One version of a source file. The keys of generated files (is_versioned) carry it, so that
+// each version's header.json is a node of its own: pages the kernel cached of one version
+// can never be served as another's, and generated files use the page cache like any file.
+struct NodeVersion {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+
+  friend bool operator==(const NodeVersion&, const NodeVersion&) = default;
+};
+
 struct NodeKey {
   NodeKind kind = NodeKind::source_dir;
   dev_t dev = 0;  // identity of the source file or directory
@@ -36,25 +47,26 @@ struct NodeKey {
   std::string sub;      // raw/ path of raw nodes, name of control files
   uint64_t offset = 0;  // range files
   uint64_t length = 0;
+  NodeVersion version;  // generated files (is_versioned): the payload version they render
 
   // A source object: a directory of SRC ("" is SRC itself), a file (a payload directory) or
   // a symbolic link, identified by its dev/ino.
   [[nodiscard]] static NodeKey source(NodeKind kind, dev_t dev, ino_t ino, std::string path) {
-    return NodeKey{kind, dev, ino, std::move(path), {}, 0, 0};
+    return NodeKey{kind, dev, ino, std::move(path), {}, 0, 0, {}};
   }
   [[nodiscard]] static NodeKey control_dir() {
-    return NodeKey{NodeKind::control_dir, 0, 0, {}, {}, 0, 0};
+    return NodeKey{NodeKind::control_dir, 0, 0, {}, {}, 0, 0, {}};
   }
   [[nodiscard]] static NodeKey control_file(std::string_view name) {
-    return NodeKey{NodeKind::control_file, 0, 0, {}, std::string(name), 0, 0};
+    return NodeKey{NodeKind::control_file, 0, 0, {}, std::string(name), 0, 0, {}};
   }
   // An entry of this node's payload (this is its payload directory or another entry of it):
   // header.json, raw/<sub>, range/, ...
   [[nodiscard]] NodeKey entry(NodeKind entry_kind, std::string entry_sub = {}) const {
-    return NodeKey{entry_kind, dev, ino, path, std::move(entry_sub), 0, 0};
+    return NodeKey{entry_kind, dev, ino, path, std::move(entry_sub), 0, 0, {}};
   }
   [[nodiscard]] NodeKey range_file(uint64_t range_offset, uint64_t range_length) const {
-    return NodeKey{NodeKind::range_file, dev, ino, path, {}, range_offset, range_length};
+    return NodeKey{NodeKind::range_file, dev, ino, path, {}, range_offset, range_length, {}};
   }
 
   friend bool operator==(const NodeKey&, const NodeKey&) = default;
@@ -63,6 +75,12 @@ struct NodeKey {
 [[nodiscard]] inline bool is_directory(NodeKind kind) {
   return kind == NodeKind::source_dir || kind == NodeKind::payload_dir ||
          kind == NodeKind::raw_dir || kind == NodeKind::range_dir || kind == NodeKind::control_dir;
+}
+
+// Generated from a payload version, and numbered per version (see NodeVersion).
+[[nodiscard]] inline bool is_versioned(NodeKind kind) {
+  return kind == NodeKind::header_json || kind == NodeKind::slices_json ||
+         kind == NodeKind::refs_json;
 }
 
 // Needs the payload parsed (sizes of generated files, the raw/ tree).

@@ -314,6 +314,35 @@ def walk(root, headers, entry="header.json", twice=False):
     return time.perf_counter() - t0, n
 
 
+def full_walk(root):
+    """A recursive scandir + lstat of every entry below root (find/du/ls -R alike); the
+    control directory is not walked."""
+    t0 = time.perf_counter()
+    n = 0
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        with os.scandir(d) as it:
+            for e in it:
+                os.lstat(e.path)
+                n += 1
+                if e.is_dir(follow_symlinks=False) and e.name != ".payloadfs":
+                    stack.append(e.path)
+    return time.perf_counter() - t0, n
+
+
+REQUEST_COUNTERS = ("lookups", "getattrs", "readdirs", "opendirs", "opens", "reads")
+
+
+def requests_between(before, after):
+    """Requests that reached the daemon between two stats.json snapshots, less the reads of
+    stats.json itself (a lookup/getattr, an open and two reads each)."""
+    if not before or not after:
+        return None
+    n = sum(after.get(k, 0) - before.get(k, 0) for k in REQUEST_COUNTERS)
+    return max(0, n - 5)
+
+
 # ----------------------------------------------------------------------------------------
 
 class Bench:
@@ -532,6 +561,30 @@ class Bench:
                 t1, _ = walk(m.path("tree"), True, entry="range")
             self.add("m3_floor_first", system, rep, t1 * 1e3, "ms")
 
+    def m8(self, system, rep):
+        """Full walk of the tree (every entry, recursively), first and second pass after a
+        fresh mount, unpinned and pinned (reader and daemon on one vCPU)."""
+        for pinned in (False, True):
+            pin = self.pin if pinned else None
+            suffix = "_pinned" if pinned else ""
+            saved = os.sched_getaffinity(0)
+            with self.open(system, pin=pin) as m:
+                if pinned:
+                    os.sched_setaffinity(0, {pin})
+                try:
+                    s0 = m.stats()
+                    t1, n1 = full_walk(m.path("tree"))
+                    s1 = m.stats()
+                    t2, n2 = full_walk(m.path("tree"))
+                    s2 = m.stats()
+                finally:
+                    os.sched_setaffinity(0, saved)
+            assert n1 == n2, (n1, n2)
+            self.add(f"m8_first{suffix}", system, rep, t1 * 1e3, "ms", entries=n1,
+                     requests=requests_between(s0, s1))
+            self.add(f"m8_second{suffix}", system, rep, t2 * 1e3, "ms", entries=n2,
+                     requests=requests_between(s1, s2))
+
     def m4(self, system, rep):
         if system == "native":
             return
@@ -578,6 +631,12 @@ class Bench:
             n = len(json.loads(ex.stdout)) if ex.stdout.strip() else 0
             self.add("m6_cold_wall", "exiftool", rep, wall * 1e3, "ms", files=n)
             t0 = time.perf_counter()
+            ins = run([self.payloadfs, "--inspect", "--compact", real], capture_output=True,
+                      text=True, check=False)
+            wall = time.perf_counter() - t0
+            self.add("m6_inspect_wall", "payloadfs", rep, wall * 1e3, "ms",
+                     files=len(ins.stdout.splitlines()))
+            t0 = time.perf_counter()
             out = run(["/usr/bin/python3", helper, "python", real, "2"], capture_output=True,
                       text=True).stdout
             wall = time.perf_counter() - t0
@@ -620,7 +679,7 @@ class Bench:
     # ------------------------------------------------------------------ driver
     def measure(self):
         metrics = [("M1", self.m1), ("M2", self.m2_cold), ("M2w", self.m2_warm),
-                   ("M3", self.m3), ("M4", self.m4), ("M6", self.m6)]
+                   ("M3", self.m3), ("M4", self.m4), ("M6", self.m6), ("M8", self.m8)]
         only = set(self.args.metrics.split(",")) if self.args.metrics else None
         reps = self.cfg["reps"]
         for rep in range(reps):
@@ -705,6 +764,11 @@ ROWS = [  # key, label, unit, higher is better
     ("m3_2stat_second", "M3 native walk with 2 stat calls an entry, second pass", "ms", False),
     ("m3_floor_first", "M3 walk with P/range for P/header.json (no parse), first pass", "ms",
      False),
+    ("m8_first", "M8 full walk (scandir + lstat of every entry), first pass", "ms", False),
+    ("m8_second", "M8 full walk, second pass", "ms", False),
+    ("m8_first_pinned", "M8 full walk pinned, first pass", "ms", False),
+    ("m8_second_pinned", "M8 full walk pinned, second pass", "ms", False),
+    ("m6_inspect_wall", "M6 payloadfs --inspect of the 1,000 files", "ms", False),
     ("m4_one", "M4 mount-ready, 1 source file", "ms", False),
     ("m4_big", "M4 mount-ready, 100k source files", "ms", False),
     ("m5_rss_anon", "M5 daemon RssAnon after a whole run", "MiB", False),
@@ -736,7 +800,7 @@ def get(summary, metric, system):
     return summary.get((metric, system), {}).get("median")
 
 
-def targets(summary):
+def targets(summary, samples=()):
     g = lambda m, s="payloadfs": get(summary, m, s)  # noqa: E731
     out = []
 
@@ -781,6 +845,35 @@ def targets(summary):
     r = ratio(pl, ploop)
     check("M6 vs python loop", "faster", f"{fmt(r)}× ({fmt(ploop)} vs {fmt(pl)} ms, loops)",
           r and r > 1)
+    # Issue #15's targets (payloadfs shows 5 entries and more a payload; bindfs 1 a file).
+    for suffix, label in (("", ""), ("_pinned", " pinned")):
+        r = ratio(g(f"m8_first{suffix}"), g(f"m8_first{suffix}", "bindfs"))
+        check(f"M8 full walk{label}, first pass", "≤ 2× bindfs",
+              f"{fmt(r)}× ({fmt(g(f'm8_first{suffix}'))} ms)" if r else "–", r and r <= 2)
+        r = ratio(g(f"m8_second{suffix}"), g(f"m8_second{suffix}", "native"))
+        check(f"M8 full walk{label}, second pass", "≤ 5× native",
+              f"{fmt(r)}× ({fmt(g(f'm8_second{suffix}'))} ms)" if r else "–", r and r <= 5)
+    reqs = [x.get("requests") for x in samples
+            if x["metric"].startswith("m8_second") and x["system"] == "payloadfs"]
+    reqs = [x for x in reqs if x is not None]
+    check("M8 second pass, requests reaching the daemon", "0",
+          ", ".join(str(x) for x in reqs) or "–", bool(reqs) and max(reqs) == 0)
+    r = ratio(g("m3_first"), g("m3_first", "bindfs"))
+    check("M3 first pass vs bindfs", "≤ 0.8× bindfs", f"{fmt(r)}×" if r else "–", r and r <= 0.8)
+    r = ratio(g("m3_second"), g("m3_2stat_second", "native"))
+    check("M3 second pass vs native, same calls", "≤ 1.2×", f"{fmt(r)}×" if r else "–",
+          r and r <= 1.2)
+    r = ratio(ew, pw)
+    check("M6 vs exiftool (#15)", "≥ 4× faster", f"{fmt(r)}×", r and r >= 4)
+    r = ratio(g("m6_warm_loop", "python"), g("m6_warm_loop"))
+    check("M6 second pass vs python loop", "faster",
+          f"{fmt(r)}× ({fmt(g('m6_warm_loop'))} vs {fmt(g('m6_warm_loop', 'python'))} ms)",
+          r and r > 1)
+    r = ratio(ew, g("m6_inspect_wall"))
+    check("--inspect vs exiftool", "≥ 25× faster", f"{fmt(r)}×", r and r >= 25)
+    for k, label in (("m1_first", "M1"), ("m1_second", "M1b"), ("m2_8_iops", "M2 8 readers")):
+        r = ratio(g(k), g(k, "bindfs"))
+        check(f"{label} vs bindfs", "≥ 1.0×", f"{fmt(r)}×" if r else "–", r and r >= 1.0)
     v = g("m7_stripped")
     check("M7", "≤ 2 MiB", f"{fmt(v)} MiB", v is not None and v <= 2)
     return out
@@ -837,7 +930,7 @@ def markdown(samples, env, systems):
         lines += ["", f"M7: stripped release binary {v['median']:.2f} MiB."]
     lines += ["", "### Targets (payloadfs with its defaults)", "",
               "| target | wanted | measured | |", "|---|---|---|---|"]
-    for name, target, value, ok in targets(s):
+    for name, target, value, ok in targets(s, samples):
         mark = "–" if ok is None else ("met" if ok else "**not met**")
         lines.append(f"| {name} | {target} | {value} | {mark} |")
     errors = [x for x in samples if x["metric"].startswith("error_")]

@@ -61,6 +61,15 @@ class NamespaceTest : public ::testing::Test {
     std::ofstream(dir_ / (name + ".new"), std::ios::binary) << content;
     fsys::rename(dir_ / (name + ".new"), dir_ / name);
   }
+  // The same file (inode) with new contents: another version of it.
+  void write_in_place(const std::string& name, const std::string& content) {
+    std::ofstream(dir_ / name, std::ios::binary | std::ios::trunc) << content;
+  }
+  struct stat stat_of(const std::string& name) {
+    struct stat st {};
+    EXPECT_EQ(::stat((dir_ / name).c_str(), &st), 0);
+    return st;
+  }
   ResolvedNode resolved(NodeKey key) {
     auto r = names_->resolve(std::move(key));
     EXPECT_EQ(error_of(r), nullptr);
@@ -288,6 +297,26 @@ TEST_F(NamespaceTest, XattrsDescribeTheSliceAndTheSource) {
   auto top = names_->xattrs(resolved(names_->root_key()));
   ASSERT_EQ(error_of(top), nullptr);
   EXPECT_TRUE(value_of(top).empty());
+}
+
+TEST_F(NamespaceTest, GeneratedFilesAreNumberedPerVersion) {
+  const NodeKey header = value_of(walk("a.npy/header.json")).key;
+  const NodeKey slices = value_of(walk("a.npy/slices.json")).key;
+  const NodeKey data = value_of(walk("a.npy/raw/data")).key;
+  EXPECT_NE(header.version, NodeVersion{});
+  EXPECT_EQ(header.version, slices.version);
+  EXPECT_EQ(data.version, NodeVersion{});  // bytes are checked by range, not numbered
+  // The same file rewritten in place: another version of header.json, the old one stale.
+  const struct stat before = stat_of("a.npy");
+  write_in_place("a.npy", small_npy("0123456789abcdef"));
+  ASSERT_EQ(stat_of("a.npy").st_ino, before.st_ino);
+  auto old_header = names_->resolve(header);
+  ASSERT_NE(error_of(old_header), nullptr);
+  EXPECT_EQ(*error_of(old_header), ESTALE);
+  const NodeKey now = value_of(walk("a.npy/header.json")).key;
+  EXPECT_NE(now.version, header.version);
+  EXPECT_EQ(value_of(walk("a.npy/header.json")).payload->header_json().size(),
+            static_cast<size_t>(attributes_of("a.npy/header.json").st_size));
 }
 
 }  // namespace
