@@ -39,6 +39,7 @@ const fuse_opt kOptions[] = {
     FUSE_OPT_KEY("read_ahead_kb=", kKeyWholeNumber),
     FUSE_OPT_KEY("cache_memory=", kKeyWholeNumber),
     FUSE_OPT_KEY("range_nodes=", kKeyWholeNumber),
+    FUSE_OPT_KEY("nest_depth=", kKeyWholeNumber),
     FUSE_OPT_KEY("spin_us=", kKeyWholeNumber),
     FUSE_OPT_KEY("max_threads=", kKeyLibfuseWholeNumber),
     FUSE_OPT_KEY("max_idle_threads=", kKeyLibfuseWholeNumber),
@@ -52,6 +53,7 @@ const fuse_opt kOptions[] = {
     {"read_ahead_kb=%u", offsetof(CommandLine, read_ahead_kb), 0},
     {"cache_memory=%u", offsetof(CommandLine, cache_memory_mb), 0},
     {"range_nodes=%u", offsetof(CommandLine, range_nodes), 0},
+    {"nest_depth=%u", offsetof(CommandLine, nest_depth), 0},
     {"log_level=%s", offsetof(CommandLine, log_level), 0},
     {"refs_prefix=%s", offsetof(CommandLine, refs_prefix), 0},
     {"spin_us=%u", offsetof(CommandLine, spin_us), 0},
@@ -176,6 +178,10 @@ std::optional<int> parse_command_line(fuse_args* args, CommandLine* line) {
     std::fprintf(stderr, "payloadfs: timeouts must not be negative\n");
     return 2;
   }
+  if (line->nest_depth > MountOptions::kMaxNestDepth) {
+    std::fprintf(stderr, "payloadfs: nest_depth must be at most %u\n", MountOptions::kMaxNestDepth);
+    return 2;
+  }
   return std::nullopt;
 }
 
@@ -194,6 +200,7 @@ std::optional<int> mount_options(const CommandLine& line, const char* source,
   options.cache_entries = line.cache_entries;
   options.read_ahead_kb = line.read_ahead_kb;
   options.range_nodes = line.range_nodes;
+  options.nest_depth = line.nest_depth;
   options.cache_memory = static_cast<size_t>(line.cache_memory_mb) << 20;
   if (line.refs_prefix != nullptr && *line.refs_prefix != '\0') {
     options.refs_prefix = line.refs_prefix;
@@ -259,6 +266,8 @@ void print_help() {
       "    -o range_nodes=N       range/ names kept looked up at once; past N the oldest\n"
       "                           are dropped from the kernel's cache (default %u;\n"
       "                           0: no limit)\n"
+      "    -o nest_depth=N        levels of nested/ (payloads in a container's stored\n"
+      "                           members) shown (default %u; 0: none; at most %u)\n"
       "    -o read_ahead_kb=N     the mount's readahead window (default %u; 0 leaves the\n"
       "                           kernel's 128; needs root)\n"
       "    -o log_level=L         error, warn, info or debug (default info; debug with -d);\n"
@@ -270,7 +279,8 @@ void print_help() {
       "                           latency where waking a thread is slow (VMs)\n"
       "\n",
       MountOptions::kDefaultCacheEntries, MountOptions::kDefaultCacheMemory >> 20,
-      MountOptions::kDefaultRangeNodes, MountOptions::kDefaultReadAheadKb);
+      MountOptions::kDefaultRangeNodes, MountOptions::kDefaultNestDepth,
+      MountOptions::kMaxNestDepth, MountOptions::kDefaultReadAheadKb);
   fuse_cmdline_help();
   fuse_lowlevel_help();
 }

@@ -26,6 +26,7 @@ struct CommandLine {
   unsigned cache_entries = MountOptions::kDefaultCacheEntries;
   unsigned read_ahead_kb = MountOptions::kDefaultReadAheadKb;
   unsigned range_nodes = MountOptions::kDefaultRangeNodes;
+  unsigned nest_depth = MountOptions::kDefaultNestDepth;
   char* formats = nullptr;
   unsigned cache_memory_mb = MountOptions::kDefaultCacheMemory >> 20;
   char* log_level = nullptr;

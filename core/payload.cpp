@@ -151,6 +151,24 @@ void drop_out_of_range(Layout& layout, uint64_t size) {
   layout.slices = std::move(kept);
 }
 
+// Moves every slice, record and the magic of a layout parsed from a window at `base` of the
+// file into file offsets. Record attributes are still read through the window, as parsed.
+void shift_into_file(Layout& layout, ByteRange window) {
+  if (window.offset == 0) return;
+  for (auto& slice : layout.slices) slice.range.offset += window.offset;
+  if (layout.magic) layout.magic->offset += window.offset;
+  for (auto& table : layout.tables) {
+    for (auto& record : table.records) record.offset += window.offset;
+    if (!table.attributes) continue;
+    table.attributes = [read = std::move(table.attributes), window](const ByteSource& file,
+                                                                    const Record& record) {
+      Record inside = record;
+      inside.offset -= window.offset;
+      return read(WindowSource(file, window.offset, window.length), inside);
+    };
+  }
+}
+
 }  // namespace
 
 SourceIdentity SourceIdentity::of(const struct stat& st) noexcept {
@@ -160,8 +178,34 @@ SourceIdentity SourceIdentity::of(const struct stat& st) noexcept {
 
 std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, const struct stat& st,
                                               const Registry& registry) {
-  const auto size = static_cast<uint64_t>(st.st_size);
-  const FdSource source(fd, size);
+  Nesting whole;
+  whole.extent = ByteRange{0, static_cast<uint64_t>(st.st_size)};
+  whole.shown_path = rel_path;
+  return build_in(std::move(rel_path), fd, st, registry, std::move(whole));
+}
+
+std::shared_ptr<const Payload> Payload::build_nested(const Payload& container,
+                                                     const std::string& slice_path,
+                                                     ByteRange extent, int fd,
+                                                     const Registry& registry) {
+  const Nesting& outer = container.nesting();
+  Nesting nested;
+  nested.extent = extent;
+  nested.level = outer.level + 1;
+  nested.chain = outer.chain.empty() ? slice_path : outer.chain + '\0' + slice_path;
+  nested.shown_path = outer.shown_path + "/nested/" + slice_path;
+  nested.container = outer.shown_path;
+  return build_in(container.path(), fd, container.source_stat(), registry, std::move(nested));
+}
+
+std::shared_ptr<const Payload> Payload::build_in(std::string rel_path, int fd,
+                                                 const struct stat& st, const Registry& registry,
+                                                 Nesting nesting) {
+  const FdSource file(fd, static_cast<uint64_t>(st.st_size));
+  const ByteRange window = nesting.extent;
+  // A file is parsed from 0; a nested payload through a window that shows its bytes from 0.
+  const WindowSource source(file, window.offset, window.length);
+  const uint64_t size = window.length;
   Layout layout;
 
   std::vector<std::byte> head(static_cast<size_t>(std::min<uint64_t>(kDetectHeadBytes, size)));
@@ -190,9 +234,11 @@ std::shared_ptr<const Payload> Payload::build(std::string rel_path, int fd, cons
   }
   std::vector<std::byte> magic(static_cast<size_t>(layout.magic->length));
   if (!source.read_exact(layout.magic->offset, magic)) magic.clear();
+  shift_into_file(layout, window);
 
-  auto* built = new Payload(std::move(rel_path), st, std::move(layout), format.name(), magic);
-  built->source_failed_ = source.failed();
+  auto* built = new Payload(std::move(rel_path), st, std::move(nesting), std::move(layout),
+                            format.name(), magic);
+  built->source_failed_ = file.failed();
   std::shared_ptr<const Payload> payload(built);
   // The parse's scratch (the header's JSON tree, section tables, ...) is freed by now, but glibc
   // keeps freed memory in its arenas: after a large build, hand it back to the kernel.
@@ -210,10 +256,11 @@ Payload::TrimOnDestroy::~TrimOnDestroy() {
   if (bytes >= kTrimBytes) trim_heap();
 }
 
-Payload::Payload(std::string path, const struct stat& st, Layout layout, std::string_view format,
-                 std::span<const std::byte> magic_bytes)
+Payload::Payload(std::string path, const struct stat& st, Nesting nesting, Layout layout,
+                 std::string_view format, std::span<const std::byte> magic_bytes)
     : path_(std::move(path)),
       stat_(st),
+      nesting_(std::move(nesting)),
       format_(format),
       magic_(*layout.magic),
       slices_(std::move(layout.slices)),
@@ -225,14 +272,18 @@ Payload::Payload(std::string path, const struct stat& st, Layout layout, std::st
   uint64_t slice_count = slices_.size();
   for (const auto& table : tables_) slice_count += table.records.size();
   Json header = Json::object();
-  header["path"] = utf8_or_escaped(path_);
-  header["size"] = size();
+  header["path"] = utf8_or_escaped(nesting_.shown_path);
+  if (nesting_.level != 0) {
+    header["container"] = utf8_or_escaped(nesting_.container);
+    header["container_offset"] = nesting_.extent.offset;
+  }
+  header["size"] = nesting_.extent.length;
   header["mtime"] =
       utc_timestamp(stat_.st_mtim.tv_sec, static_cast<uint64_t>(stat_.st_mtim.tv_nsec), 9);
   header["mtime_ns"] = to_ns(stat_.st_mtim);
   header["format"] = format_;
   header["magic"] = to_hex(magic_bytes);
-  header["magic_offset"] = magic_.offset;
+  header["magic_offset"] = magic_.offset - nesting_.extent.offset;  // as the bytes' own file
   header["header"] = std::move(layout.header);
   header["slice_count"] = slice_count;
   if (!errors_.empty()) {
@@ -249,7 +300,9 @@ Payload::Payload(std::string path, const struct stat& st, Layout layout, std::st
   // record) and the index of slices.json's record chunks. Checked against mallinfo2 in the
   // unit tests.
   size_t held = chunk_bytes(sizeof(Payload)) + chunk_bytes(kSharedControlBlock) +
-                string_heap(path_) + string_heap(format_) + string_heap(header_json_) +
+                string_heap(path_) + string_heap(nesting_.chain) +
+                string_heap(nesting_.shown_path) + string_heap(nesting_.container) +
+                string_heap(format_) + string_heap(header_json_) +
                 string_heap(slices_json_.head()) + tree_.memory_estimate() +
                 chunk_bytes(slices_.capacity() * sizeof(Slice)) +
                 chunk_bytes(tables_.capacity() * sizeof(RecordTable)) +
@@ -275,6 +328,15 @@ const std::string& Payload::refs_json(std::string_view source_url) const {
     if (has_refs_json_) refs_json_ = render_refs_json(refs_arrays(slices_), source_url);
   });
   return refs_json_;
+}
+
+const NestedMembers& Payload::nested_members(const Registry& registry,
+                                             const ByteSource& file) const {
+  std::call_once(nested_once_, [&] {
+    nested_ = find_nested_members(*this, registry, file);
+    nested_found_.store(true, std::memory_order_release);
+  });
+  return nested_;
 }
 
 std::optional<ByteRange> Payload::range_of(const SliceTree::Entry& entry) const {

@@ -18,6 +18,7 @@
 #include "core/io/mapped_file.hpp"
 #include "core/model/layout.hpp"
 #include "core/model/registry.hpp"
+#include "core/nesting.hpp"
 #include "core/render/refs_json.hpp"
 #include "core/render/slices_json.hpp"
 #include "core/vfs/slice_tree.hpp"
@@ -36,16 +37,46 @@ struct SourceIdentity {
   friend bool operator==(const SourceIdentity&, const SourceIdentity&) = default;
 };
 
+// Where a payload's bytes lie in its source file: all of it, or a slice of a container's
+// (nested/). Offsets a nested payload serves (raw/, range/, slices.json, xattrs, refs.json)
+// are offsets in the source file.
+struct Nesting {
+  ByteRange extent;        // the payload's bytes in the source file
+  unsigned level = 0;      // 0: the file itself; 1: a member of it; 2: a member's member
+  std::string chain;       // the raw/ paths of the slices leading here, joined by '\0'
+  std::string shown_path;  // header.json's "path": "a.tar/nested/x.npy" (the file's own path at 0)
+  std::string container;   // header.json's "container": the container's shown path
+};
+
 class Payload {
  public:
   // Maps and parses the open regular file `fd` (fstat'ed as `st`), shown as `rel_path`.
   // Never fails: problems become errors in header.json.
   static std::shared_ptr<const Payload> build(std::string rel_path, int fd, const struct stat& st,
                                               const Registry& registry);
+  // The payload in slice `slice_path` of `container` (bytes `extent` of the source file, which
+  // `fd` is, the same version): parsed through a window on those bytes, its offsets then
+  // shifted into the file.
+  static std::shared_ptr<const Payload> build_nested(const Payload& container,
+                                                     const std::string& slice_path,
+                                                     ByteRange extent, int fd,
+                                                     const Registry& registry);
 
+  // The source file's path relative to SRC (a nested payload's too: its bytes are there).
   [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  [[nodiscard]] const Nesting& nesting() const noexcept { return nesting_; }
+  [[nodiscard]] ByteRange extent() const noexcept { return nesting_.extent; }
+  // The slices of this version that hold a payload (see core/nesting.hpp), found on the first
+  // call by reading their first bytes from `file` (this version of the source), then kept.
+  [[nodiscard]] const NestedMembers& nested_members(const Registry& registry,
+                                                    const ByteSource& file) const;
+  // The same once found (no source needed), else null.
+  [[nodiscard]] const NestedMembers* nested_members_if_found() const noexcept {
+    return nested_found_.load(std::memory_order_acquire) ? &nested_ : nullptr;
+  }
   [[nodiscard]] const struct stat& source_stat() const noexcept { return stat_; }
   [[nodiscard]] SourceIdentity identity() const noexcept { return SourceIdentity::of(stat_); }
+  // The source file's size (a nested payload's own size is extent().length).
   [[nodiscard]] uint64_t size() const noexcept { return static_cast<uint64_t>(stat_.st_size); }
   [[nodiscard]] std::string_view format() const noexcept { return format_; }
   [[nodiscard]] const std::string& header_json() const noexcept { return header_json_; }
@@ -104,8 +135,11 @@ class Payload {
   }
 
  private:
-  Payload(std::string path, const struct stat& st, Layout layout, std::string_view format,
-          std::span<const std::byte> magic_bytes);
+  Payload(std::string path, const struct stat& st, Nesting nesting, Layout layout,
+          std::string_view format, std::span<const std::byte> magic_bytes);
+  static std::shared_ptr<const Payload> build_in(std::string rel_path, int fd,
+                                                 const struct stat& st, const Registry& registry,
+                                                 Nesting nesting);
   static void trim_heap() noexcept;
 
   // Declared first, so destroyed last: once every other member has freed its memory, a large
@@ -125,6 +159,7 @@ class Payload {
   TrimOnDestroy trim_on_destroy_;
   std::string path_;
   struct stat stat_;
+  Nesting nesting_;
   mutable std::mutex map_mutex_;  // serializes map(); readers check mapped_ first
   mutable MappedFile map_;        // set once, under map_mutex_, before mapped_
   mutable std::atomic<bool> mapped_{false};
@@ -143,6 +178,9 @@ class Payload {
   mutable std::once_flag refs_json_once_;
   mutable std::string refs_json_;
   size_t memory_estimate_ = 0;
+  mutable std::once_flag nested_once_;
+  mutable NestedMembers nested_;
+  mutable std::atomic<bool> nested_found_{false};
 };
 
 }  // namespace payloadfs

@@ -4,6 +4,10 @@
 // a payload whose source failed to read while it was built is returned but not kept. Evicting drops
 // the cache's reference only: open files keep their payload alive. The memory budget counts each
 // payload's memory_estimate(), which is counted from what it holds.
+//
+// Nested payloads (nested/, see core/nesting.hpp) are cached here too, keyed by the file's path
+// and the chain of slice paths leading to them, and checked against the identity of the file
+// they lie in: a changed file misses every nested entry of it exactly as it misses its own.
 
 #include <atomic>
 #include <chrono>
@@ -50,7 +54,8 @@ class PayloadCache {
   // Keeps at most `capacity` payloads and about `memory_budget` bytes of them (the most
   // recently used one is kept whatever its size).
   PayloadCache(const SourceRoot& root, const Registry& registry, size_t capacity,
-               size_t memory_budget = kDefaultMemoryBudget);
+               size_t memory_budget = kDefaultMemoryBudget,
+               unsigned nest_depth = NestLimits::kDefaultDepth);
   // A mount's defaults (-o cache_entries, cache_memory).
   static constexpr size_t kDefaultCapacity = 4096;
   static constexpr size_t kDefaultMemoryBudget = size_t{4} << 20;
@@ -58,6 +63,15 @@ class PayloadCache {
   // The current payload of the regular file at `rel`, or an errno value.
   [[nodiscard]] Result<std::shared_ptr<const Payload>> get(const std::string& rel,
                                                            Built* built = nullptr);
+  // The current payload nested at `chain` (slice paths joined by '\0', see Nesting) in the
+  // regular file at `rel`; `chain` empty is get(rel). ENOENT when a link of the chain is not
+  // a nestable slice of the current version, or is deeper than nest_depth().
+  [[nodiscard]] Result<std::shared_ptr<const Payload>> get_nested(const std::string& rel,
+                                                                  const std::string& chain,
+                                                                  Built* built = nullptr);
+  // How many levels of nested/ a mount shows (-o nest_depth; 0: none).
+  [[nodiscard]] unsigned nest_depth() const noexcept { return nest_depth_; }
+  [[nodiscard]] const Registry& registry() const noexcept { return registry_; }
   [[nodiscard]] Counters counters() const;
 
  private:
@@ -70,11 +84,14 @@ class PayloadCache {
   [[nodiscard]] std::shared_ptr<const Payload> cached(const std::string& rel,
                                                       const SourceIdentity& identity,
                                                       bool count_miss);
+  // Counts a build of `payload` and keeps it under `key` (unless its source failed).
+  void keep(const std::string& key, const std::shared_ptr<const Payload>& payload);
 
   const SourceRoot& root_;
   const Registry& registry_;
   const size_t capacity_;
   const size_t memory_budget_;
+  const unsigned nest_depth_;
 
   // Guards everything below; never held while building a payload.
   mutable std::mutex mutex_;

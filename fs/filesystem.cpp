@@ -31,13 +31,14 @@ std::string parent_of(const std::string& path) {
   return slash == std::string::npos ? std::string() : path.substr(0, slash);
 }
 
-bool may_build(NodeKind kind, Filesystem::PayloadUse use) {
+bool may_build(const NodeKey& key, Filesystem::PayloadUse use) {
+  const NodeKind kind = key.kind;
   switch (use) {
-    case Filesystem::PayloadUse::node:
-      return needs_payload(kind);
+    case Filesystem::PayloadUse::node:  // a nested payload's directory is checked against it
+      return needs_payload(kind) || (kind == NodeKind::payload_dir && !key.nest.empty());
     case Filesystem::PayloadUse::entries:
       return kind == NodeKind::payload_dir || kind == NodeKind::raw_dir ||
-             kind == NodeKind::range_dir;
+             kind == NodeKind::range_dir || kind == NodeKind::nested_dir;
     case Filesystem::PayloadUse::xattrs:
       return needs_payload(kind) || kind == NodeKind::payload_dir;
   }
@@ -50,7 +51,7 @@ Filesystem::Filesystem(SourceRoot root, Registry registry, MountOptions options)
     : root_(std::move(root)),
       registry_(std::move(registry)),
       options_(options),
-      cache_(root_, registry_, options.cache_entries, options.cache_memory),
+      cache_(root_, registry_, options.cache_entries, options.cache_memory, options.nest_depth),
       control_(root_, registry_, payload_errors_, [this] { return stats_json(); }),
       names_(root_, cache_, payload_errors_, control_, options_.refs_prefix, logging_observer()),
       inodes_(names_.root_key()),
@@ -96,7 +97,7 @@ void Filesystem::on_payload_thread(fuse_req_t req, fuse_ino_t ino, PayloadUse us
                                    std::function<void()> op) {
   if (metadata_ == nullptr) return op();
   const auto key = inodes_.find(ino);
-  if (!key || !may_build(key->kind, use)) return op();
+  if (!key || !may_build(*key, use)) return op();
   metadata_->submit(key->path, [this, req, op = std::move(op)](bool cancelled) {
     if (cancelled) return reply_error(req, EIO);
     op();
@@ -350,8 +351,10 @@ std::optional<fuse_entry_param> Filesystem::plus_entry(const OpenDir& dir, const
                                                        std::shared_ptr<const Payload>& payload) {
   NodeKey key = e.key;
   struct stat source {};
-  if (key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
-      key.kind == NodeKind::symlink) {
+  // (Nested payloads' directories are no source objects: their keys are lookup's already.)
+  if ((key.kind == NodeKind::source_dir || key.kind == NodeKind::payload_dir ||
+       key.kind == NodeKind::symlink) &&
+      key.nest.empty()) {
     // getdents' d_ino is not the identity lookup sees (mount points): ask lookup's way.
     auto looked_up = child(ResolvedNode{dir.entries[0].key, nullptr}, e.name, &source);
     if (auto* k = std::get_if<NodeKey>(&looked_up)) key = std::move(*k);

@@ -72,6 +72,8 @@ fuse_ino_t InodeTable::preferred(const NodeKey& key) {
   h = fnv1a_u64(h, key.sub.size());
   h = fnv1a_u64(h, key.offset);
   h = fnv1a_u64(h, key.length);
+  h = fnv1a(h, key.nest);
+  h = fnv1a_u64(h, key.nest.size());
   h = fnv1a_u64(h, key.version.size);
   h = fnv1a_u64(h, static_cast<uint64_t>(key.version.mtime_ns));
   h = fnv1a_u64(h, static_cast<uint64_t>(key.version.ctime_ns));

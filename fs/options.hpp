@@ -27,12 +27,16 @@ struct MountOptions {
   // The default costs the kernel about 16 MB of inodes and dentries at most, and us 3 MB.
   static constexpr unsigned kDefaultRangeNodes = 16384;
   static constexpr unsigned kDefaultReadAheadKb = 2048;
+  // Levels of nested/ (core/nesting.hpp): 0 shows none.
+  static constexpr unsigned kDefaultNestDepth = NestLimits::kDefaultDepth;
+  static constexpr unsigned kMaxNestDepth = NestLimits::kMaxDepth;
 
   size_t cache_entries = kDefaultCacheEntries;  // payloads (mappings + parsed layouts) kept
   size_t cache_memory = kDefaultCacheMemory;    // and about this many bytes of them
   // range/ nodes kept live (fs/range_node_limit.hpp); 0: no limit.
   size_t range_nodes = kDefaultRangeNodes;
   unsigned read_ahead_kb = kDefaultReadAheadKb;  // the mount's readahead window; 0: the kernel's
+  unsigned nest_depth = kDefaultNestDepth;       // levels of nested/ shown
   std::string mountpoint;                        // resolved, to find the mount's bdi
   // refs.json's references are this followed by the file's path in SRC; empty: SRC's
   // absolute path and '/'. Ends with '/' when set.

@@ -378,7 +378,7 @@ class Gzip final : public Format {
     attributes["complete"] = true;
     if (!r.ok()) {
       layout.add_error(where + "the file ends inside the 8-byte trailer after the deflate stream");
-      layout.slices.push_back(Slice{"deflate", {data, length}, std::move(attributes)});
+      layout.slices.push_back(Slice{"deflate", {data, length}, std::move(attributes), false});
       return std::nullopt;
     }
     m["crc32"] = crc;
@@ -395,7 +395,7 @@ class Gzip final : public Format {
                        " does not match the data size mod 2^32 (" +
                        std::to_string(static_cast<uint32_t>(z.output_bytes)) + ")");
     }
-    layout.slices.push_back(Slice{"deflate", {data, length}, std::move(attributes)});
+    layout.slices.push_back(Slice{"deflate", {data, length}, std::move(attributes), false});
     return r.tell();
   }
 
@@ -441,7 +441,7 @@ class Gzip final : public Format {
     }
     attributes["complete"] = false;
     m["deflate_length"] = end - data;
-    layout.slices.push_back(Slice{"deflate", {data, end - data}, std::move(attributes)});
+    layout.slices.push_back(Slice{"deflate", {data, end - data}, std::move(attributes), false});
     return std::nullopt;
   }
 

@@ -550,8 +550,9 @@ void add_slices(State& s, Layout& layout) {
   const unsigned chunk_width = index_width(s.chunks.size());
   for (size_t i = 0; i < s.chunks.size(); ++i) {
     auto& c = s.chunks[i];
-    layout.slices.push_back(
-        Slice{numbered("chunk/", i, chunk_width), {c.offset, c.length}, std::move(c.attributes)});
+    const bool stored = c.attributes.value("compression", std::string()).empty();
+    layout.slices.push_back(Slice{
+        numbered("chunk/", i, chunk_width), {c.offset, c.length}, std::move(c.attributes), stored});
   }
 }
 

@@ -584,7 +584,8 @@ class Zip final : public Format {
     a["encrypted"] = (e.flags & 0x0001) != 0;
     a["flags"] = e.flags;
     a["local_header_offset"] = e.local_offset;
-    layout.slices.push_back(Slice{e.name, {data, e.csize}, std::move(a)});
+    const bool stored = e.method == 0 && (e.flags & 0x0001) == 0;  // not deflated, not encrypted
+    layout.slices.push_back(Slice{e.name, {data, e.csize}, std::move(a), stored});
   }
 };
 

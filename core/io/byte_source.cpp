@@ -31,4 +31,9 @@ bool FdSource::read_exact(uint64_t offset, std::span<std::byte> out) const noexc
   return true;
 }
 
+bool WindowSource::read_exact(uint64_t offset, std::span<std::byte> out) const noexcept {
+  if (!range_within(offset, out.size(), length_)) return false;
+  return inner_.read_exact(offset_ + offset, out);
+}
+
 }  // namespace payloadfs

@@ -47,4 +47,19 @@ class FdSource final : public ByteSource {
   mutable std::atomic<bool> failed_{false};
 };
 
+// The bytes [offset, offset + length) of another source, seen from 0: a payload nested in a
+// slice of its container is parsed through one. `offset + length` must lie within `inner`.
+class WindowSource final : public ByteSource {
+ public:
+  WindowSource(const ByteSource& inner, uint64_t offset, uint64_t length) noexcept
+      : inner_(inner), offset_(offset), length_(length) {}
+  [[nodiscard]] uint64_t size() const noexcept override { return length_; }
+  [[nodiscard]] bool read_exact(uint64_t offset, std::span<std::byte> out) const noexcept override;
+
+ private:
+  const ByteSource& inner_;
+  uint64_t offset_;
+  uint64_t length_;
+};
+
 }  // namespace payloadfs

@@ -24,6 +24,9 @@ struct Slice {
   std::string name;  // as the format names it; '/' separates nested directories under raw/
   ByteRange range;
   Json attributes = Json::object();
+  // False when the bytes are encoded (compressed, encrypted): not what a reader of the member
+  // gets, so not a payload of their own under nested/.
+  bool stored = true;
 };
 
 // One record of a RecordTable: where its bytes are, and a format-defined tag (a block type,

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 
@@ -43,6 +44,12 @@ std::optional<NodeKind> kind_of_source(unsigned char type, const SourceRoot& roo
 }
 
 }  // namespace
+
+bool within_extent(const Payload& payload, ByteRange range) {
+  const ByteRange extent = payload.extent();
+  return range.offset >= extent.offset &&
+         range_within(range.offset - extent.offset, range.length, extent.length);
+}
 
 Namespace::Namespace(const SourceRoot& root, PayloadCache& cache, PayloadErrors& payload_errors,
                      const ControlFiles& control, std::string refs_prefix, Observer observer)
@@ -86,11 +93,12 @@ std::string Namespace::refs_url(const Payload& payload) const {
 
 Result<std::shared_ptr<const Payload>> Namespace::payload_for(const NodeKey& key) const {
   PayloadCache::Built built;
-  auto got = cache_.get(key.path, &built);
+  auto got = cache_.get_nested(key.path, key.nest, &built);
   if (const int* err = error_of(got)) return source_error(key.path, *err);
   auto payload = std::move(value_of(got));
   if (built.fresh) {  // a new version (or a rebuilt one), never a cache hit
-    const bool newly_malformed = payload_errors_.record(*payload);
+    // errors.json lists files: a nested payload's errors are in its own header.json only.
+    const bool newly_malformed = key.nest.empty() && payload_errors_.record(*payload);
     if (observer_.built) observer_.built(*payload, built, newly_malformed);
   }
   const auto id = payload->identity();
@@ -100,7 +108,9 @@ Result<std::shared_ptr<const Payload>> Namespace::payload_for(const NodeKey& key
 
 Result<ResolvedNode> Namespace::resolve(NodeKey key) const {
   ResolvedNode out{std::move(key), nullptr};
-  if (!needs_payload(out.key.kind)) return out;
+  // A nested payload's directory is there only while its container's version holds it.
+  const bool nested_payload_dir = out.key.kind == NodeKind::payload_dir && !out.key.nest.empty();
+  if (!needs_payload(out.key.kind) && !nested_payload_dir) return out;
   auto payload = payload_for(out.key);
   if (const int* err = error_of(payload)) return *err;
   out.payload = std::move(value_of(payload));
@@ -111,8 +121,15 @@ Result<ResolvedNode> Namespace::resolve(NodeKey key) const {
   }
   if (k.kind == NodeKind::refs_json && !out.payload->has_refs_json()) return ESTALE;
   if (is_versioned(k.kind) && k.version != version_of(*out.payload)) return ESTALE;
-  if (k.kind == NodeKind::range_file && !range_within(k.offset, k.length, out.payload->size()))
+  if (k.kind == NodeKind::range_file && !within_extent(*out.payload, {k.offset, k.length}))
     return ESTALE;
+  if (k.kind == NodeKind::nested_dir) {
+    auto members = nested_members(*out.payload);
+    if (const int* err = error_of(members)) return *err;
+    if (!k.sub.empty() && !value_of(members)->dirs.contains(k.sub)) return ESTALE;
+    if (k.sub.empty() && value_of(members)->slices.empty()) return ESTALE;
+  }
+  if (nested_payload_dir) out.payload = nullptr;  // its attributes are the file's
   return out;
 }
 
@@ -137,9 +154,11 @@ Result<NodeKey> Namespace::child(const ResolvedNode& parent, std::string_view na
       auto payload = payload_for(p);
       if (const int* err = error_of(payload)) return *err;
       const auto range = parse_range_name(name, value_of(payload)->size());
-      if (!range) return ENOENT;
+      if (!range || !within_extent(*value_of(payload), *range)) return ENOENT;
       return p.range_file(range->offset, range->length);
     }
+    case NodeKind::nested_dir:
+      return nested_child(parent, name);
     case NodeKind::control_dir:
       if (!ControlFiles::exists(name)) return ENOENT;
       return NodeKey::control_file(name);
@@ -166,8 +185,9 @@ Result<NodeKey> Namespace::payload_child(const NodeKey& dir, std::string_view na
   if (entry == nullptr) return ENOENT;
   NodeKey key = dir.entry(entry->kind);
   if (entry->shown != PayloadEntry::Shown::when_offered && !is_versioned(entry->kind)) return key;
-  // refs.json is offered by some payloads only, and generated files are numbered per
-  // version: both need the payload parsed.
+  // refs.json and nested/ are offered by some payloads only, and generated files are
+  // numbered per version: all need the payload parsed.
+  if (entry->kind == NodeKind::nested_dir && !nests_below(dir)) return ENOENT;
   std::shared_ptr<const Payload> held;
   if (known == nullptr) {
     auto payload = payload_for(dir);
@@ -176,6 +196,11 @@ Result<NodeKey> Namespace::payload_child(const NodeKey& dir, std::string_view na
     known = held.get();
   }
   if (entry->kind == NodeKind::refs_json && !known->has_refs_json()) return ENOENT;
+  if (entry->kind == NodeKind::nested_dir) {
+    auto members = nested_members(*known);
+    if (const int* err = error_of(members)) return *err;
+    if (value_of(members)->slices.empty()) return ENOENT;
+  }
   return versioned(std::move(key), *known);
 }
 
@@ -187,6 +212,41 @@ NodeVersion Namespace::version_of(const Payload& payload) {
 NodeKey Namespace::versioned(NodeKey key, const Payload& payload) {
   if (is_versioned(key.kind)) key.version = version_of(payload);
   return key;
+}
+
+bool Namespace::nests_below(const NodeKey& key) const {
+  const size_t level =
+      key.nest.empty()
+          ? 0
+          : 1 + static_cast<size_t>(std::count(key.nest.begin(), key.nest.end(), '\0'));
+  return level < cache_.nest_depth();
+}
+
+Result<const NestedMembers*> Namespace::nested_members(const Payload& payload) const {
+  if (const NestedMembers* found = payload.nested_members_if_found()) return found;
+  auto opened = open_version(payload);
+  if (const int* err = error_of(opened)) return *err;
+  return &payload.nested_members(cache_.registry(),
+                                 FdSource(value_of(opened).get(), payload.size()));
+}
+
+// nested/<name> under nested/<sub>: a directory of raw/ that holds a nested payload, or a
+// slice that is one.
+Result<NodeKey> Namespace::nested_child(const ResolvedNode& parent, std::string_view name) const {
+  const NodeKey& p = parent.key;
+  const SliceTree& tree = parent.payload->tree();
+  const auto dir = tree.find(p.sub);
+  const auto entry = dir ? tree.child(*dir, name) : std::nullopt;
+  if (!entry || entry->kind == SliceTree::Entry::Kind::record) return ENOENT;
+  auto members = nested_members(*parent.payload);
+  if (const int* err = error_of(members)) return *err;
+  std::string path = tree.path_of(*entry);
+  if (entry->is_dir()) {
+    if (!value_of(members)->dirs.contains(path)) return ENOENT;
+    return p.entry(NodeKind::nested_dir, std::move(path));
+  }
+  if (!value_of(members)->holds_slice(tree.node(entry->node).slice)) return ENOENT;
+  return p.nested_payload(path);
 }
 
 Result<Listing> Namespace::list(const ResolvedNode& dir) const {
@@ -208,6 +268,8 @@ Result<Listing> Namespace::list(const ResolvedNode& dir) const {
     }
     case NodeKind::raw_dir:
       return list_raw_dir(dir);
+    case NodeKind::nested_dir:
+      return list_nested_dir(dir);
     case NodeKind::control_dir: {
       Listing out;
       for (const auto name : ControlFiles::kNames)
@@ -258,6 +320,29 @@ Listing Namespace::list_raw_dir(const ResolvedNode& dir) const {
   }
   out.records = tree.record_count(node_id);
   out.record_key = dir.key.entry(NodeKind::raw_file, dir.key.sub);
+  return out;
+}
+
+// The entries of nested/<sub> that hold a nested payload: one head read per candidate slice,
+// once per payload version (Payload::nested_members); never a member's parse.
+Result<Listing> Namespace::list_nested_dir(const ResolvedNode& dir) const {
+  auto found = nested_members(*dir.payload);
+  if (const int* err = error_of(found)) return *err;
+  const NestedMembers& members = *value_of(found);
+  const SliceTree& tree = dir.payload->tree();
+  const auto at = tree.find(dir.key.sub);
+  if (!at || !at->is_dir()) return ESTALE;
+  Listing out;
+  for (const uint32_t id : tree.node(at->node).children) {
+    const auto& node = tree.node(id);
+    std::string path(node.path);
+    if (node.is_dir && !node.table && members.dirs.contains(path)) {
+      out.entries.push_back(
+          DirEntry{std::string(node.name), dir.key.entry(NodeKind::nested_dir, std::move(path))});
+    } else if (!node.is_dir && members.holds_slice(node.slice)) {
+      out.entries.push_back(DirEntry{std::string(node.name), dir.key.nested_payload(path)});
+    }
+  }
   return out;
 }
 
@@ -326,7 +411,7 @@ Result<struct stat> Namespace::entry_attributes(const NodeKey& key, const Payloa
   const struct stat& s = payload.source_stat();
   struct stat st {};
   take_owner_and_times(st, s);
-  if (key.kind == NodeKind::raw_dir) {
+  if (key.kind == NodeKind::raw_dir || key.kind == NodeKind::nested_dir) {
     st.st_mode = dir_mode(s.st_mode);
     st.st_nlink = 2;
     return st;

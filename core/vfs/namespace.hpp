@@ -64,6 +64,10 @@ struct NodeContent {
 
 using Xattrs = std::vector<std::pair<std::string, std::string>>;  // name, value
 
+// Whether `range` (offsets in the source file) lies within the bytes of `payload`: all of the
+// file, or a nested payload's slice of it. range/ names only these.
+[[nodiscard]] bool within_extent(const Payload& payload, ByteRange range);
+
 // Whether two stats are of the same file (not necessarily the same version of it).
 [[nodiscard]] inline bool is_same_file(const struct stat& a, const struct stat& b) noexcept {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
@@ -126,6 +130,13 @@ class Namespace {
                                               const Payload* known = nullptr) const;
   [[nodiscard]] Result<Listing> list_source_dir(const NodeKey& dir) const;
   [[nodiscard]] Listing list_raw_dir(const ResolvedNode& dir) const;
+  [[nodiscard]] Result<Listing> list_nested_dir(const ResolvedNode& dir) const;
+  [[nodiscard]] Result<NodeKey> nested_child(const ResolvedNode& parent,
+                                             std::string_view name) const;
+  // Whether the payload of `key` is above -o nest_depth, so that its slices may nest.
+  [[nodiscard]] bool nests_below(const NodeKey& key) const;
+  // Which slices of `payload` hold a payload (found once per version, from its source file).
+  [[nodiscard]] Result<const NestedMembers*> nested_members(const Payload& payload) const;
   [[nodiscard]] Result<struct stat> source_attributes(const NodeKey& key,
                                                       const struct stat* source) const;
   [[nodiscard]] Result<struct stat> entry_attributes(const NodeKey& key,

@@ -24,6 +24,7 @@ enum class NodeKind : uint8_t {
   raw_file,      // a slice under raw/
   range_dir,     // <payload>/range (lookup only)
   range_file,    // <payload>/range/<a>-<b>
+  nested_dir,    // <payload>/nested and directories below it
   control_dir,   // /.payloadfs
   control_file,  // /.payloadfs/<name>
 };
@@ -44,29 +45,39 @@ struct NodeKey {
   dev_t dev = 0;  // identity of the source file or directory
   ino_t ino = 0;
   std::string path;     // source path relative to SRC; "" is SRC itself
-  std::string sub;      // raw/ path of raw nodes, name of control files
+  std::string sub;      // raw/ path of raw nodes and nested/ directories, name of control files
   uint64_t offset = 0;  // range files
   uint64_t length = 0;
+  // The payload nested in the file that the node belongs to: the raw/ paths of the slices
+  // leading to it, joined by '\0' ("" for the file's own payload; see core/nesting.hpp).
+  std::string nest;
   NodeVersion version;  // generated files (is_versioned): the payload version they render
 
   // A source object: a directory of SRC ("" is SRC itself), a file (a payload directory) or
   // a symbolic link, identified by its dev/ino.
   [[nodiscard]] static NodeKey source(NodeKind kind, dev_t dev, ino_t ino, std::string path) {
-    return NodeKey{kind, dev, ino, std::move(path), {}, 0, 0, {}};
+    return NodeKey{kind, dev, ino, std::move(path), {}, 0, 0, {}, {}};
   }
   [[nodiscard]] static NodeKey control_dir() {
-    return NodeKey{NodeKind::control_dir, 0, 0, {}, {}, 0, 0, {}};
+    return NodeKey{NodeKind::control_dir, 0, 0, {}, {}, 0, 0, {}, {}};
   }
   [[nodiscard]] static NodeKey control_file(std::string_view name) {
-    return NodeKey{NodeKind::control_file, 0, 0, {}, std::string(name), 0, 0, {}};
+    return NodeKey{NodeKind::control_file, 0, 0, {}, std::string(name), 0, 0, {}, {}};
   }
   // An entry of this node's payload (this is its payload directory or another entry of it):
   // header.json, raw/<sub>, range/, ...
   [[nodiscard]] NodeKey entry(NodeKind entry_kind, std::string entry_sub = {}) const {
-    return NodeKey{entry_kind, dev, ino, path, std::move(entry_sub), 0, 0, {}};
+    return NodeKey{entry_kind, dev, ino, path, std::move(entry_sub), 0, 0, nest, {}};
   }
   [[nodiscard]] NodeKey range_file(uint64_t range_offset, uint64_t range_length) const {
-    return NodeKey{NodeKind::range_file, dev, ino, path, {}, range_offset, range_length, {}};
+    return NodeKey{NodeKind::range_file, dev, ino, path, {}, range_offset, range_length, nest, {}};
+  }
+  // The payload directory nested/<slice_path> of this node's payload leads to.
+  [[nodiscard]] NodeKey nested_payload(std::string_view slice_path) const {
+    std::string chain = nest;
+    if (!chain.empty()) chain += '\0';
+    chain += slice_path;
+    return NodeKey{NodeKind::payload_dir, dev, ino, path, {}, 0, 0, std::move(chain), {}};
   }
 
   friend bool operator==(const NodeKey&, const NodeKey&) = default;
@@ -74,7 +85,8 @@ struct NodeKey {
 
 [[nodiscard]] inline bool is_directory(NodeKind kind) {
   return kind == NodeKind::source_dir || kind == NodeKind::payload_dir ||
-         kind == NodeKind::raw_dir || kind == NodeKind::range_dir || kind == NodeKind::control_dir;
+         kind == NodeKind::raw_dir || kind == NodeKind::range_dir ||
+         kind == NodeKind::control_dir || kind == NodeKind::nested_dir;
 }
 
 // Generated from a payload version, and numbered per version (see NodeVersion).

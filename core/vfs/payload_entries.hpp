@@ -11,7 +11,8 @@ namespace payloadfs {
 struct PayloadEntry {
   enum class Shown : uint8_t {
     always,        // listed and found in every payload directory
-    when_offered,  // only where the payload offers it (refs.json: payloads with array slices)
+    when_offered,  // only where the payload offers it (refs.json: payloads with array slices;
+                   // nested/: payloads with a slice holding a payload, above -o nest_depth)
     on_lookup,     // found by name, never listed (range/ has a name for every byte range)
   };
   std::string_view name;
@@ -26,6 +27,7 @@ inline constexpr PayloadEntry kPayloadEntries[] = {
     {"magic", NodeKind::magic, PayloadEntry::Shown::always},
     {"raw", NodeKind::raw_dir, PayloadEntry::Shown::always},
     {"range", NodeKind::range_dir, PayloadEntry::Shown::on_lookup},
+    {"nested", NodeKind::nested_dir, PayloadEntry::Shown::when_offered},
 };
 
 [[nodiscard]] constexpr const PayloadEntry* find_payload_entry(std::string_view name) {

@@ -436,6 +436,7 @@ class CommandLineErrorTest(unittest.TestCase):
                        "cache_entries=12abc", "cache_entries=", "cache_memory=-5",
                        "cache_memory=1.5", "read_ahead_kb=-1", "read_ahead_kb=0x800",
                        "spin_us=-1", "max_threads=-1", "max_threads=many",
+                       "nest_depth=-1", "nest_depth=9", "nest_depth=two",
                        "entry_timeout=abc"):
             name = option.partition("=")[0]
             with self.subTest(option=option):
