@@ -96,7 +96,8 @@ TEST(InodeTable, ForgettingNodesOfOnePathKeepsTheRestListed) {
   constexpr uint64_t kRanges = 2000;
   std::vector<fuse_ino_t> ranges;
   for (uint64_t i = 0; i < kRanges; ++i)
-    ranges.push_back(table.acquire(NodeKey{NodeKind::range_file, 1, 10, "f.bin", "", i, 1, "", {}}));
+    ranges.push_back(
+        table.acquire(NodeKey{NodeKind::range_file, 1, 10, "f.bin", "", i, 1, "", {}}));
   const fuse_ino_t dir = table.acquire(payload_key("f.bin", 10));
   (void)table.acquire(payload_key("g.bin", 11));
   // Forget the first, the last, then every other one: head, tail and middle of the list.
