@@ -13,6 +13,9 @@ packages=(
   googletest libgtest-dev libbenchmark-dev python3 python3-numpy xxd jq attr coreutils
   sqlite3 sqlite3-tools pngcheck python3-pil sox python3-soundfile
   tar zip unzip gzip pigz binutils gcc-multilib binutils-powerpc-linux-gnu
+  # ar and cpio fixtures: GNU ar (binutils), llvm-ar/llvm-nm (BSD and /SYM64/ archives),
+  # dpkg-deb (dpkg, essential) and GNU cpio
+  cpio llvm
   tshark tcpdump python3-scapy
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
