@@ -17,6 +17,7 @@ packages=(
   # dpkg-deb (dpkg, essential) and GNU cpio
   cpio llvm
   tshark tcpdump python3-scapy
+  zstd xz-utils wabt lld
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
