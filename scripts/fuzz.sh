@@ -175,7 +175,8 @@ for d in descriptors:
 EOF
 for target in "${targets[@]}"; do
   mkdir -p "$build/seeds/$target"
-  # A format not registered yet is detected as nothing: seed it from fixtures/<format>/.
+  # A format not registered yet is detected as nothing: seed it from fixtures/<format>/. So is a
+  # target that is no format: fuzz_pickle takes gen_pickle.py's pickles from fixtures/pickle/.
   if [ -z "$(ls -A "$build/seeds/$target")" ] && [ -d "$fixtures/$target" ]; then
     find "$fixtures/$target" -type f -size -"$((max_seed + 1))"c -exec cp -t "$build/seeds/$target" {} +
   fi

@@ -18,6 +18,8 @@ packages=(
   cpio llvm
   tshark tcpdump python3-scapy
   zstd xz-utils wabt lld
+  # torch.save checkpoints (tests/fixtures/gen_pickle.py; the pytorch format)
+  python3-torch
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
