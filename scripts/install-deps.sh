@@ -16,9 +16,11 @@ packages=(
   # ar and cpio fixtures: GNU ar (binutils), llvm-ar/llvm-nm (BSD and /SYM64/ archives),
   # dpkg-deb (dpkg, essential) and GNU cpio
   cpio llvm
+  # mp4 fixtures: ffmpeg and ffprobe
+  ffmpeg
   tshark tcpdump python3-scapy
   zstd xz-utils wabt lld
-  # torch.save checkpoints (tests/fixtures/gen_pickle.py; the pytorch format)
+  # torch.save checkpoints (tests/fixtures/gen_pickle.py, gen_pytorch.py, gen_malformed.py)
   python3-torch
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux

@@ -80,5 +80,13 @@ TEST(Robustness, MutatedSafetensors) {
   check_all(seeds("safetensors", ".safetensors"), Registry::with_builtins());
 }
 
+TEST(Robustness, MutatedNpz) {
+  check_all(seeds("npz", ".npz"), Registry::with_builtins());
+}
+
+TEST(Robustness, MutatedPytorch) {
+  check_all(seeds("pytorch", ".pt"), Registry::with_builtins());
+}
+
 }  // namespace
 }  // namespace payloadfs
