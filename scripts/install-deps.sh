@@ -22,6 +22,10 @@ packages=(
   zstd xz-utils wabt lld
   # torch.save checkpoints (tests/fixtures/gen_pickle.py, gen_pytorch.py, gen_malformed.py)
   python3-torch
+  # flac and jpeg fixtures and their reference readers (metaflac is in flac)
+  flac exiv2 libimage-exiftool-perl
+  # pe and dicom fixtures and their readers: mingw-w64 (with its objdump), pefile, pydicom
+  mingw-w64 python3-pefile python3-pydicom
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
