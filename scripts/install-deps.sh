@@ -26,6 +26,8 @@ packages=(
   flac exiv2 libimage-exiftool-perl
   # pe and dicom fixtures and their readers: mingw-w64 (with its objdump), pefile, pydicom
   mingw-w64 python3-pefile python3-pydicom
+  # ROS 1 bags written and read back by rosbag itself (its lz4 chunks need python3-roslz4)
+  python3-rosbag python3-roslz4
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
