@@ -5,7 +5,8 @@
 # ThreadSanitizer, checks the .deb built from the dev build, runs every unit and mount test in
 # the first two builds under ctest and the concurrency mount tests (churn, shutdown, failing
 # sources, range/ pruning) against the ThreadSanitizer daemon, then a bounded fuzz run of
-# every target (FUZZ_SECONDS each, default 10) seeded with the real-file fixtures.
+# every target (FUZZ_SECONDS each, default 5: 32 targets, two at a time) seeded with the
+# real-file fixtures.
 # Mount tests need /dev/fuse and root (or fusermount3 for the user).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +62,7 @@ stage "concurrency mount tests against the ThreadSanitizer daemon"
 stage "fuzz"
 unset ASAN_OPTIONS UBSAN_OPTIONS  # fuzz.sh sets its own
 FUZZ_BUILD=build/asan FUZZ_PREBUILT=1 \
-  ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}" build/asan/tests/fixtures ||
+  ./scripts/fuzz.sh "${FUZZ_SECONDS:-5}" build/asan/tests/fixtures ||
   status=1
 stage "done, status $status"
 exit $status

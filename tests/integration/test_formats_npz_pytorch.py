@@ -5,6 +5,10 @@ where torch 1.13 can), zipfile and pickletools for torch.save files
 filesystem and compared with the same readers."""
 import contextlib
 import json
+import pathlib
+import shutil
+import subprocess
+import tempfile
 import unittest
 
 import numpy as np
@@ -162,6 +166,46 @@ class NpzAndPytorchThroughMount(unittest.TestCase):
                 got = group[key][...]
                 self.assertEqual(got.shape, tuple(t["shape"]), key)
                 self.assertEqual(got.tobytes(), expected_array(t).tobytes(), key)
+
+class PytorchThroughNested(unittest.TestCase):
+    """A checkpoint kept in a shard (GNU tar, as WebDataset does): its tensors through
+    nested/, read with numpy.memmap, are torch.load's tensors, and slices.json's offsets are
+    offsets in the tar."""
+
+    def test_tensors_of_a_checkpoint_inside_a_tar(self):
+        want = json.loads((FIXTURES / "pytorch" / "expected.json").read_text())["files"]
+        name = "state_dict.pt"
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix="payloadfs-pt-tar-"))
+        self.addCleanup(shutil.rmtree, tmp, ignore_errors=True)
+        (tmp / "src" / "ckpt").mkdir(parents=True)
+        shutil.copy(FIXTURES / "pytorch" / name, tmp / "src" / "ckpt" / name)
+        subprocess.run(["tar", "-cf", str(tmp / "shard.tar"), "-C", str(tmp / "src"),
+                        f"ckpt/{name}"], check=True)
+        (tmp / "mnt-src").mkdir()
+        shutil.move(str(tmp / "shard.tar"), tmp / "mnt-src" / "shard.tar")
+        tar_bytes = (tmp / "mnt-src" / "shard.tar").read_bytes()
+        with mounted(tmp / "mnt-src") as mnt:
+            nested = mnt / "shard.tar" / "nested" / "ckpt" / name
+            header = json.loads((nested / "header.json").read_text())
+            self.assertEqual(header["format"], "pytorch")
+            self.assertEqual(header["container"], "shard.tar")
+            slices = {s["name"]: s for s in json.loads((nested / "slices.json").read_text())}
+            checked = 0
+            for key, t in want[name]["tensors"].items():
+                if not t["contiguous"] or t["torch_dtype"] == "bfloat16":
+                    continue
+                s = slices[key]
+                expected = expected_array(t)
+                if expected.size == 0:
+                    continue
+                served = np.memmap(nested / "raw" / key, dtype=s["dtype"], mode="r",
+                                   shape=tuple(s["shape"]))
+                self.assertTrue(np.array_equal(served, expected), key)
+                del served  # a live mapping would keep the mount busy at its unmount
+                at = tar_bytes[s["offset"]:s["offset"] + s["length"]]
+                self.assertEqual(at, expected.tobytes(), f"{key}: offset in the tar")
+                checked += 1
+            self.assertGreaterEqual(checked, 3)
 
 
 if __name__ == "__main__":
