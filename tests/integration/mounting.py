@@ -19,6 +19,7 @@ whose requirement is missing fails instead of skipping (see requirement()).
 import atexit
 import contextlib
 import ctypes
+import json
 import os
 import pathlib
 import shutil
@@ -522,3 +523,35 @@ def proc_status_kib(pid, field):
 
 def open_fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class MountedFixtures(unittest.TestCase):
+    """A test case that mounts SOURCE (FIXTURES unless the class names another directory) once
+    for all its tests, as `mnt`, after checking that REQUIRED (paths relative to FIXTURES,
+    written by tests/fixtures/generate.py) exist. A subclass that extends setUpClass calls
+    this one first; `stack` takes further contexts (temporary directories) to close at the
+    end."""
+
+    REQUIRED = ()
+    SOURCE = None
+
+    @classmethod
+    def setUpClass(cls):
+        missing = [str(rel) for rel in cls.REQUIRED if not (FIXTURES / rel).exists()]
+        if missing:
+            raise RuntimeError(f"fixtures missing ({', '.join(missing)}): run "
+                               "tests/fixtures/generate.py first (ctest does)")
+        cls.stack = contextlib.ExitStack()
+        cls.mnt = cls.stack.enter_context(mounted(cls.SOURCE or FIXTURES))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+
+    def header(self, rel):
+        """header.json of the payload directory MNT/rel."""
+        return json.loads((self.mnt / rel / "header.json").read_text())
+
+    def slices(self, rel):
+        """slices.json of the payload directory MNT/rel."""
+        return json.loads((self.mnt / rel / "slices.json").read_text())

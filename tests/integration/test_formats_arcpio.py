@@ -5,37 +5,19 @@ same files: `ar tvO` (names, modes, owners, times, sizes, data offsets), `ar p` 
 types, sizes, owners, link targets) and `cpio -i --to-stdout` (file bytes). The malformed
 copies the generators wrote must show their format with the error they were made for, and the
 mount must keep serving."""
-import contextlib
 import json
 import os
 import unittest
 
-from mounting import FIXTURES, mounted
+from mounting import FIXTURES, MountedFixtures
 
 
 def load(name):
     return json.loads((FIXTURES / name / "expected.json").read_text())
 
 
-class ArCpioThroughMount(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        for name in ("ar", "cpio"):
-            if not (FIXTURES / name / "expected.json").exists():
-                raise RuntimeError(f"fixtures missing: run tests/fixtures/gen_{name}.py first "
-                                   "(ctest does)")
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
-        return json.loads((self.mnt / rel / "slices.json").read_text())
+class ArCpioThroughMount(MountedFixtures):
+    REQUIRED = ("ar/expected.json", "cpio/expected.json")
 
     def test_ar_matches_ar_tv_ar_p_and_nm(self):
         want_all = load("ar")["archives"]

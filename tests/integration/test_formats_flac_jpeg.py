@@ -17,7 +17,6 @@ the reference tools:
 The broken copies under each fixture directory's malformed/ show their format with `errors`,
 every raw/ file reads, and the mount still serves afterwards.
 """
-import contextlib
 import io
 import json
 import re
@@ -27,7 +26,7 @@ import tempfile
 import unittest
 import pathlib
 
-from mounting import FIXTURES, mounted, requirement
+from mounting import FIXTURES, MountedFixtures, requirement
 
 FLAC_DIR = FIXTURES / "flac"
 JPEG_DIR = FIXTURES / "jpeg"
@@ -78,24 +77,13 @@ def exiv2_segments(path):
              and Image is not None,
              "flac, metaflac, exiv2, exiftool and Pillow (packages flac, exiv2, "
              "libimage-exiftool-perl, python3-pil) are needed")
-class FlacJpegThroughMount(unittest.TestCase):
+class FlacJpegThroughMount(MountedFixtures):
+    REQUIRED = ("flac/manifest.json", "jpeg/manifest.json")
+
     @classmethod
     def setUpClass(cls):
-        if not (FLAC_DIR / "manifest.json").exists() or not (JPEG_DIR / "manifest.json").exists():
-            raise RuntimeError("fixtures missing: run tests/fixtures/generate.py first")
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
+        super().setUpClass()
         cls.work = pathlib.Path(cls.stack.enter_context(tempfile.TemporaryDirectory()))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
-        return json.loads((self.mnt / rel / "slices.json").read_text())
 
     def raw(self, rel, s):
         return (self.mnt / rel / s["path"]).read_bytes()

@@ -7,7 +7,6 @@ source's bytes at pos, and each stream's codec tag, width, height, sample rate, 
 frame count are the header's track. A file of 10^6 samples, written here from ISO/IEC 14496-12
 with numpy, lists and reads raw/track/1/999999 in bounded time while the daemon's anonymous
 memory stays bounded. The malformed copies report their error and the mount keeps serving."""
-import contextlib
 import json
 import os
 import pathlib
@@ -17,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from mounting import FIXTURES, daemon_pid, mounted, proc_status_kib
+from mounting import FIXTURES, MountedFixtures, daemon_pid, mounted, proc_status_kib
 
 MP4_DIR = FIXTURES / "mp4"
 BIG_SAMPLES = 1_000_000
@@ -76,23 +75,8 @@ def big_mp4(path):
     return starts, sizes
 
 
-class Mp4ThroughMount(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        if not (MP4_DIR / "manifest.json").exists():
-            raise RuntimeError("fixtures missing: run tests/fixtures/gen_mp4.py first (ctest does)")
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
-        return json.loads((self.mnt / rel / "slices.json").read_text())
+class Mp4ThroughMount(MountedFixtures):
+    REQUIRED = ("mp4/manifest.json",)
 
     def test_samples_and_tracks_match_ffprobe(self):
         names = json.loads((MP4_DIR / "manifest.json").read_text())

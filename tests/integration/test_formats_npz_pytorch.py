@@ -3,7 +3,6 @@ numpy.load and zipfile for .npz (tests/fixtures/gen_npz.py), torch.load (weights
 where torch 1.13 can), zipfile and pickletools for torch.save files
 (tests/fixtures/gen_pytorch.py). refs.json is read back by zarr through fsspec's reference
 filesystem and compared with the same readers."""
-import contextlib
 import json
 import pathlib
 import shutil
@@ -13,7 +12,7 @@ import unittest
 
 import numpy as np
 
-from mounting import FIXTURES, mounted
+from mounting import FIXTURES, MountedFixtures, mounted
 
 try:
     import fsspec
@@ -34,25 +33,16 @@ def expected_array(want):
     return np.frombuffer(data, dtype=want["dtype"]).reshape(want["shape"])
 
 
-class NpzAndPytorchThroughMount(unittest.TestCase):
+class NpzAndPytorchThroughMount(MountedFixtures):
+    REQUIRED = ("npz/expected.json", "pytorch/expected.json")
+
     @classmethod
     def setUpClass(cls):
-        for name in ("npz", "pytorch"):
-            if not (FIXTURES / name / "expected.json").exists():
-                raise RuntimeError("fixtures missing: run tests/fixtures/generate.py first")
+        super().setUpClass()
         cls.npz = json.loads((FIXTURES / "npz" / "expected.json").read_text())["files"]
         cls.pt = json.loads((FIXTURES / "pytorch" / "expected.json").read_text())["files"]
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
+    def slices(self, rel):  # by name
         return {s["name"]: s for s in json.loads((self.mnt / rel / "slices.json").read_text())}
 
     def test_npz_arrays_match_numpy_load(self):

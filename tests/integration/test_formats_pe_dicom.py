@@ -14,7 +14,6 @@
 The broken copies under each fixture directory's malformed/ show their format with `errors`,
 every raw/ file reads, and the mount still serves afterwards.
 """
-import contextlib
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import shutil
 import subprocess
 import unittest
 
-from mounting import FIXTURES, mounted, requirement
+from mounting import FIXTURES, MountedFixtures, requirement
 
 PE_DIR = FIXTURES / "pe"
 DICOM_DIR = FIXTURES / "dicom"
@@ -82,23 +81,8 @@ def pydicom_text(elem):
 
 @requirement(HAVE_READERS and shutil.which(OBJDUMP) is not None,
              "python3-pefile, python3-pydicom, python3-numpy and mingw-w64 are needed")
-class PeDicomThroughMount(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        if not (PE_DIR / "manifest.json").exists() or not (DICOM_DIR / "manifest.json").exists():
-            raise RuntimeError("fixtures missing: run tests/fixtures/generate.py first")
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
-        return json.loads((self.mnt / rel / "slices.json").read_text())
+class PeDicomThroughMount(MountedFixtures):
+    REQUIRED = ("pe/manifest.json", "dicom/manifest.json")
 
     # ------------------------------------------------------------------------------ pe
 

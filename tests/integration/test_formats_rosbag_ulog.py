@@ -17,7 +17,6 @@ The broken copies under each fixture directory's malformed/ show their format wi
 their raw/ files read, and the mount keeps serving.
 """
 import bz2
-import contextlib
 import json
 import os
 import pathlib
@@ -28,7 +27,7 @@ import tempfile
 import time
 import unittest
 
-from mounting import FIXTURES, daemon_pid, mounted, proc_status_kib
+from mounting import FIXTURES, MountedFixtures, daemon_pid, mounted, proc_status_kib
 
 import rosbag  # Debian python3-rosbag: only /usr/bin/python3 has it
 import roslz4
@@ -45,24 +44,8 @@ def strip(topic):
     return topic[1:] if topic.startswith("/") else topic
 
 
-class RosbagUlogThroughMount(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        for path in (BAG_DIR / "chunked_none.bag", ULOG_DIR / "expected.json"):
-            if not path.exists():
-                raise RuntimeError(f"fixtures missing ({path}): run tests/fixtures/generate.py")
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
-        return json.loads((self.mnt / rel / "slices.json").read_text())
+class RosbagUlogThroughMount(MountedFixtures):
+    REQUIRED = ("rosbag/chunked_none.bag", "ulog/expected.json")
 
     def test_uncompressed_bag_matches_rosbag(self):
         rel = "rosbag/chunked_none.bag"

@@ -14,7 +14,6 @@
 The broken copies under each fixture directory's malformed/ show their format with `errors`,
 every raw/ file reads, and the mount still serves afterwards.
 """
-import contextlib
 import json
 import os
 import re
@@ -24,7 +23,7 @@ import subprocess
 import unittest
 import zlib
 
-from mounting import FIXTURES, mounted, requirement
+from mounting import FIXTURES, MountedFixtures, requirement
 
 ZSTD_DIR = FIXTURES / "zstd"
 XZ_DIR = FIXTURES / "xz"
@@ -87,24 +86,8 @@ XZ_CHECK_IDS = {"None": 0, "CRC32": 1, "CRC64": 4, "SHA-256": 10}
 
 @requirement(all(shutil.which(t) for t in ("zstd", "xz", "wasm-objdump")),
              "zstd, xz and wasm-objdump (packages zstd, xz-utils, wabt) are needed")
-class ZstdXzWasmThroughMount(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        if not (ZSTD_DIR / "manifest.json").exists() or not (XZ_DIR / "manifest.json").exists() \
-                or not (WASM_DIR / "manifest.json").exists():
-            raise RuntimeError("fixtures missing: run tests/fixtures/generate.py first")
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(FIXTURES))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
-
-    def slices(self, rel):
-        return json.loads((self.mnt / rel / "slices.json").read_text())
+class ZstdXzWasmThroughMount(MountedFixtures):
+    REQUIRED = ("zstd/manifest.json", "xz/manifest.json", "wasm/manifest.json")
 
     # ------------------------------------------------------------------------------ zstd
 

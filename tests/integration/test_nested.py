@@ -4,7 +4,6 @@ tests/fixtures/gen_nested.py). References: the member extracted with tar/unzip a
 numpy, Python's wave module and the bytes themselves; the member's own parse by payloadfs
 (--inspect of the extracted file), which a nested payload must equal apart from its
 place."""
-import contextlib
 import json
 import os
 import pathlib
@@ -16,7 +15,7 @@ import wave
 
 import numpy as np
 
-from mounting import BIN, FIXTURES, SANITIZED, mounted, run, wait_until
+from mounting import BIN, FIXTURES, SANITIZED, MountedFixtures, mounted, run, wait_until
 
 NESTED = FIXTURES / "nested"
 PROMPT = 30.0 if SANITIZED else 10.0
@@ -41,22 +40,15 @@ def extract(container, member, into):
     return into / member
 
 
-class NestedThroughMount(unittest.TestCase):
+class NestedThroughMount(MountedFixtures):
+    REQUIRED = ("nested/manifest.json",)
+    SOURCE = NESTED
+
     @classmethod
     def setUpClass(cls):
-        if not NESTED.is_dir():
-            raise RuntimeError("fixtures missing: run tests/fixtures/generate.py first (ctest does)")
+        super().setUpClass()
         cls.manifest = json.loads((NESTED / "manifest.json").read_text())
-        cls.stack = contextlib.ExitStack()
-        cls.mnt = cls.stack.enter_context(mounted(NESTED))
         cls.tmp = pathlib.Path(cls.stack.enter_context(tempfile.TemporaryDirectory()))
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-
-    def header(self, rel):
-        return json.loads((self.mnt / rel / "header.json").read_text())
 
     def inspect(self, path):
         return json.loads(run(BIN, "--inspect", "--compact", str(path)).stdout)
