@@ -23,8 +23,7 @@ using testing::to_bytes;
 const std::unique_ptr<Format> kAr = formats::make_ar();
 
 bool detects(const std::vector<std::byte>& bytes) {
-  const size_t n = std::min<size_t>(bytes.size(), kDetectHeadBytes);
-  return kAr->detect(std::span(bytes.data(), n), bytes.size());
+  return testing::detects(*kAr, bytes);
 }
 
 std::string fixture_dir() {

@@ -22,8 +22,7 @@ using testing::to_bytes;
 const std::unique_ptr<Format> kCpio = formats::make_cpio();
 
 bool detects(const std::vector<std::byte>& bytes) {
-  const size_t n = std::min<size_t>(bytes.size(), kDetectHeadBytes);
-  return kCpio->detect(std::span(bytes.data(), n), bytes.size());
+  return testing::detects(*kCpio, bytes);
 }
 
 std::string fixture_dir() {

@@ -26,8 +26,7 @@ std::string fixture_dir() {
 }
 
 bool detects(const std::vector<std::byte>& bytes) {
-  const size_t n = std::min<size_t>(bytes.size(), kDetectHeadBytes);
-  return kNpz->detect(std::span(bytes.data(), n), bytes.size());
+  return testing::detects(*kNpz, bytes);
 }
 
 std::string detected_name(const std::vector<std::byte>& bytes) {

@@ -130,8 +130,7 @@ void expect_sane(const Layout& layout, uint64_t size) {
 }
 
 bool detects(const std::vector<std::byte>& bytes) {
-  const size_t n = std::min<size_t>(bytes.size(), kDetectHeadBytes);
-  return kTar->detect(std::span(bytes.data(), n), bytes.size());
+  return testing::detects(*kTar, bytes);
 }
 
 // ---- real archives -----------------------------------------------------------------------

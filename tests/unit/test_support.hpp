@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -100,6 +101,13 @@ inline void flatten_tables(Layout& layout, const ByteSource& source) {
 }
 
 // Parses `bytes`; record tables come back flattened into the slices (see flatten_tables).
+// Whether `format` takes `bytes` for a file of its own, from their head and size, as the
+// registry asks it.
+inline bool detects(const Format& format, const std::vector<std::byte>& bytes) {
+  const size_t n = std::min<size_t>(bytes.size(), kDetectHeadBytes);
+  return format.detect(std::span(bytes.data(), n), bytes.size());
+}
+
 inline Layout parse_bytes(const Format& format, const std::vector<std::byte>& bytes) {
   MemorySource source(bytes);
   Layout layout = format.parse(source);

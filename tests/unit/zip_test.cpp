@@ -108,8 +108,7 @@ void expect_sane(const Layout& layout, uint64_t size) {
 }
 
 bool detects(const std::vector<std::byte>& bytes) {
-  const size_t n = std::min<size_t>(bytes.size(), kDetectHeadBytes);
-  return kZip->detect(std::span(bytes.data(), n), bytes.size());
+  return testing::detects(*kZip, bytes);
 }
 
 std::string le_bytes(uint64_t v, int width) {
