@@ -28,10 +28,15 @@ packages=(
   mingw-w64 python3-pefile python3-pydicom
   # ROS 1 bags written and read back by rosbag itself (its lz4 chunks need python3-roslz4)
   python3-rosbag python3-roslz4
+  # netCDF classic fixtures and their reader (netCDF4-python); crcmod checks the TFRecord
+  # generator's CRC-32C
+  python3-netcdf4 python3-crcmod
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
   python3-zarr python3-fsspec python3-xarray
+  # fits and tiff fixtures and their readers: astropy, tifffile, libtiff's tiffinfo
+  python3-astropy python3-tifffile libtiff-tools
   # packaging: the .deb's Depends (cpack), its check (scripts/check-package.sh) and mounts
   # through mount(8) (tests/integration/test_system_mount.py)
   dpkg-dev file groff-base util-linux mount
