@@ -37,6 +37,8 @@ packages=(
   python3-zarr python3-fsspec python3-xarray
   # fits and tiff fixtures and their readers: astropy, tifffile, libtiff's tiffinfo
   python3-astropy python3-tifffile libtiff-tools
+  # onnx fixtures and their reader (onnx.helper, numpy_helper)
+  python3-onnx
   # packaging: the .deb's Depends (cpack), its check (scripts/check-package.sh) and mounts
   # through mount(8) (tests/integration/test_system_mount.py)
   dpkg-dev file groff-base util-linux mount
