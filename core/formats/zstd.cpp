@@ -22,7 +22,6 @@ constexpr uint32_t kFrameMagic = 0xFD2FB528;
 constexpr uint32_t kSkippableMagic = 0x184D2A50;  // the low 4 bits are free
 constexpr uint32_t kSkippableMask = 0xFFFFFFF0;
 constexpr uint64_t kMagicBytes = 4;
-constexpr uint64_t kBlockHeaderBytes = 3;
 constexpr uint64_t kChecksumBytes = 4;
 constexpr uint64_t kMaxBlockContent = 128 * 1024;  // Block_Maximum_Size is at most 128 KiB
 

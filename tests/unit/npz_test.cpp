@@ -83,7 +83,7 @@ TEST(NpzReal, MatchesNumpyLoadAndZipfile) {
       EXPECT_EQ(got["version"], w["version"]);
       if (w["compressed"] == true) continue;
       const auto it = std::find_if(layout.slices.begin(), layout.slices.end(),
-                                   [&](const Slice& s) { return s.name == name; });
+                                   [&wanted = name](const Slice& s) { return s.name == wanted; });
       ASSERT_NE(it, layout.slices.end());
       EXPECT_EQ(hex_of(testing::slice_bytes(bytes, *it)), w["data_hex"].get<std::string>());
       EXPECT_EQ(it->attributes["member"], w["member"]);
