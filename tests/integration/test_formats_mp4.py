@@ -16,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from mounting import FIXTURES, MountedFixtures, daemon_pid, mounted, proc_status_kib
+from mounting import FIXTURES, SANITIZED, MountedFixtures, daemon_pid, mounted, proc_status_kib
 
 MP4_DIR = FIXTURES / "mp4"
 BIG_SAMPLES = 1_000_000
@@ -183,8 +183,10 @@ class Mp4MillionSamples(unittest.TestCase):
                 rss_kib = proc_status_kib(pid, "RssAnon")
             elapsed = time.monotonic() - started
         # 16 bytes a sample is 16 MB (a slice object and its JSON per sample would be several
-        # hundred); the rest is the daemon's own.
-        self.assertLess(rss_kib, 64 * 1024, f"RssAnon {rss_kib} KiB")
+        # hundred); the rest is the daemon's own. AddressSanitizer's allocator keeps more (68 MB
+        # seen), so the sanitizer build gets room for it.
+        limit_mib = 256 if SANITIZED else 64
+        self.assertLess(rss_kib, limit_mib * 1024, f"RssAnon {rss_kib} KiB")
         self.assertLess(elapsed, 30, f"{elapsed:.1f} s")
 
 
