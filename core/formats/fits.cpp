@@ -154,7 +154,7 @@ class FitsWalk {
     const bool has_value = card.size() >= 10 && card.substr(8, 2) == "= ";
     if (key == "COMMENT" || key == "HISTORY" || key.empty() || !has_value) {
       if (key.empty() && trim(card).empty()) return true;  // blank padding card
-      const std::string list = key.empty() ? "BLANK" : key;
+      const std::string list = key.empty() ? "BLANK" : utf8_or_escaped(key);
       const std::string text = trim(card.substr(std::min<size_t>(8, card.size())));
       if (!hdu.cards.contains(list) || !hdu.cards[list].is_array()) hdu.cards[list] = Json::array();
       hdu.cards[list].push_back(utf8_or_escaped(text));
@@ -264,7 +264,7 @@ class FitsWalk {
     const Json& cards = hdu.cards;
     const std::string xtension = cards.value("XTENSION", std::string());
     Json entry = {{"index", index},
-                  {"xtension", xtension.empty() ? Json(nullptr) : Json(xtension)},
+                  {"xtension", xtension.empty() ? Json(nullptr) : Json(utf8_or_escaped(xtension))},
                   {"extname", cards.contains("EXTNAME") ? cards["EXTNAME"] : Json(nullptr)},
                   {"header_offset", pos},
                   {"header_bytes", header_bytes}};
@@ -294,7 +294,7 @@ class FitsWalk {
     }
     if (*bytes > 0) {
       Json attrs = {{"hdu", index}, {"bitpix", bitpix}};
-      if (!xtension.empty()) attrs["xtension"] = xtension;
+      if (!xtension.empty()) attrs["xtension"] = utf8_or_escaped(xtension);
       if (cards.contains("EXTNAME")) attrs["extname"] = cards["EXTNAME"];
       describe(attrs, cards, *axis_list, xtension, dtype);
       layout_.slices.push_back(Slice{"data/" + i, {data_offset, *bytes}, std::move(attrs)});

@@ -14,6 +14,7 @@
 #include "core/formats/support/signature.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::formats {
 namespace {
@@ -88,7 +89,7 @@ std::string read_name(BinaryReader& r, const Version& v) {
            ", above the limit of " + std::to_string(kMaxNameBytes));
     return {};
   }
-  std::string name = r.text(length, kMaxNameBytes);
+  std::string name = utf8_or_escaped(r.text(length, kMaxNameBytes));
   r.skip(padded4(length) - length);
   return name;
 }
@@ -149,7 +150,7 @@ Json read_attribute_values(BinaryReader& r, uint32_t type, const NcType& nc, uin
   const uint64_t end = r.tell() + padded4(*bytes);
   Json value;
   if (type == 2 && n <= kMaxAttributeTextBytes) {
-    std::string text = r.text(n, kMaxAttributeTextBytes);
+    std::string text = utf8_or_escaped(r.text(n, kMaxAttributeTextBytes));
     while (!text.empty() && text.back() == '\0') text.pop_back();
     value = std::move(text);
   } else if (type != 2 && n == 1) {
