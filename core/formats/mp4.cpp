@@ -6,6 +6,7 @@
 // record table, track/<track_id>/<i>.
 
 #include <array>
+#include <deque>
 #include <map>
 #include <string>
 #include <utility>
@@ -66,8 +67,8 @@ struct Walk {
   BinaryReader& file;
   Layout& layout;
   std::optional<ByteRange> ftyp, mvhd;
-  std::vector<Track> tracks;
-  Track* track = nullptr;  // the trak being walked
+  std::deque<Track> tracks;  // a deque: a trak nested in a trak must not move the outer one
+  Track* track = nullptr;    // the trak being walked
   uint64_t boxes = 0;
   bool fragmented = false;
   bool cut_by_count = false;

@@ -317,6 +317,18 @@ TEST(Mp4HandBuilt, RepeatedBoxesGetSuffixOnTheirComponent) {
   EXPECT_TRUE(has_error(layout, "a second track with this id"));
 }
 
+// Found by fuzz_mp4: a trak inside a trak added tracks while the outer one was being filled.
+TEST(Mp4HandBuilt, TrakInsideTrakKeepsTheOuterTrack) {
+  const auto tables = cat({full("stsz", stsz({})), full("stsc", stsc({})), full("stco", stco({}))});
+  std::vector<std::byte> inner;
+  for (int i = 0; i < 9; ++i) inner = cat({inner, trak(tables)});
+  const auto outer = box("trak", cat({inner, full("stsz", stsz({}))}));
+  const auto file = cat({ftyp(), moov(outer)});
+  const Layout layout = testing::parse_bytes(mp4(), file);
+  EXPECT_EQ(layout.header["track_count"], 10);
+  testing::expect_in_bounds(layout, file.size());
+}
+
 TEST(Mp4HandBuilt, Detection) {
   const auto file = movie({});
   EXPECT_TRUE(mp4().detect(file, file.size()));
