@@ -17,6 +17,11 @@
 #   FUZZ_MAX_SEED_BYTES=262144     larger fixture files are not used as seeds
 #   FUZZ_MAX_CRASHES=3             a target that crashes is restarted until this many crashes
 #   FUZZ_NO_KEEP=1                 do not copy crashing inputs into tests/fuzz/regressions/
+#   FUZZ_RUNS=N                    a fixed amount of work instead of SECONDS: N inputs per
+#                                  target from FUZZ_SEED (default 1), in one round: the same
+#                                  work on any machine (CI's gate should not depend on how far
+#                                  a timed random walk got). SECONDS is then each target's
+#                                  time limit. Fixtures with timestamps still vary the seeds.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -75,6 +80,11 @@ echo "== ${#targets[@]} targets: ${targets[*]}"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fuzz_args=(-rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 -print_final_stats=1)
+runs=${FUZZ_RUNS:-}
+if [ -n "$runs" ]; then
+  [ "$runs" -gt 0 ] 2>/dev/null || { echo "== FAILED: FUZZ_RUNS=$runs is not a positive count"; exit 1; }
+  fuzz_args+=(-runs="$runs" -seed="${FUZZ_SEED:-1}")
+fi
 
 status=0
 failures=()
@@ -183,7 +193,11 @@ for target in "${targets[@]}"; do
   printf '   %-12s %4d seeds\n' "$target" "$(find "$build/seeds/$target" -type f | wc -l)"
 done
 
-echo "== fuzz, ${seconds}s per target, ${jobs} at a time"
+if [ -n "$runs" ]; then
+  echo "== fuzz, $runs inputs per target from seed ${FUZZ_SEED:-1} (at most ${seconds}s), ${jobs} at a time"
+else
+  echo "== fuzz, ${seconds}s per target, ${jobs} at a time"
+fi
 # One target's whole run; prints its lines and leaves its summary line and verdict in logs/.
 fuzz_target() {  # fuzz_target TARGET
   local target=$1 bin=$fuzz/fuzz_$1 corpus=$build/corpus/$1 artifacts=$build/artifacts/$1
@@ -233,6 +247,7 @@ fuzz_target() {  # fuzz_target TARGET
         fi
       done
     done
+    [ -n "$runs" ] && break  # a fixed run is one round: a restart would replay the same inputs
     [ $seed_crash -eq 0 ] && [ $crashes -ge "$max_crashes" ] && break
   done
   if [ $round -eq 0 ] || { [ $crashes -eq 0 ] && [ $done_runs -eq 0 ]; }; then
