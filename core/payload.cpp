@@ -265,6 +265,7 @@ Payload::Payload(std::string path, const struct stat& st, Nesting nesting, Layou
       magic_(*layout.magic),
       slices_(std::move(layout.slices)),
       tables_(std::move(layout.tables)),
+      chunked_arrays_(std::move(layout.chunked_arrays)),
       errors_(std::move(layout.errors)),
       tree_(slices_, tables_),
       slices_json_(slices_, tables_, tree_),
@@ -292,7 +293,7 @@ Payload::Payload(std::string path, const struct stat& st, Nesting nesting, Layou
     header["errors"] = std::move(errors);
   }
   header_json_ = dump(header);
-  const auto arrays = refs_arrays(slices_);
+  const auto arrays = refs_arrays(slices_, chunked_arrays_, tables_);
   has_refs_json_ = !arrays.empty() && utf8_or_escaped(path_) == path_;
 
   // What this payload holds, counted from its parts as malloc hands them out: the rendered
@@ -315,9 +316,21 @@ Payload::Payload(std::string path, const struct stat& st, Nesting nesting, Layou
                          SlicesJson::kChunkRecords));
   }
   for (const auto& e : errors_) held += string_heap(e);
+  held += chunk_bytes(chunked_arrays_.capacity() * sizeof(ChunkedArray));
+  for (const auto& c : chunked_arrays_) {
+    held += string_heap(c.name) + json_heap(c.dtype) + json_heap(c.compressor) +
+            json_heap(c.filters) + json_heap(c.fill_value) +
+            chunk_bytes(c.shape.capacity() * sizeof(uint64_t)) +
+            chunk_bytes(c.chunks.capacity() * sizeof(uint64_t));
+  }
   // refs.json, once read: about 300 bytes, the name three times and the URL per array.
   if (has_refs_json_) {
-    for (const auto& a : arrays) held += 300 + 3 * a.name.size() + 2 * path_.size();
+    for (const auto& a : arrays) {
+      held += 300 + 3 * a.name.size() + 2 * path_.size();
+      // A chunked array: a key and the URL again for every chunk.
+      if (a.chunk_table != nullptr)
+        held += a.chunk_table->records.size() * (a.name.size() + path_.size() + 48);
+    }
   }
   memory_estimate_ = held;
   trim_on_destroy_.bytes = held;
@@ -325,7 +338,9 @@ Payload::Payload(std::string path, const struct stat& st, Nesting nesting, Layou
 
 const std::string& Payload::refs_json(std::string_view source_url) const {
   std::call_once(refs_json_once_, [&] {
-    if (has_refs_json_) refs_json_ = render_refs_json(refs_arrays(slices_), source_url);
+    if (has_refs_json_) {
+      refs_json_ = render_refs_json(refs_arrays(slices_, chunked_arrays_, tables_), source_url);
+    }
   });
   return refs_json_;
 }

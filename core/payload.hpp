@@ -167,6 +167,7 @@ class Payload {
   ByteRange magic_;
   std::vector<Slice> slices_;
   std::vector<RecordTable> tables_;
+  std::vector<ChunkedArray> chunked_arrays_;  // refs.json's chunked arrays
   std::vector<std::string> errors_;
   bool source_failed_ = false;
   SliceTree tree_;  // built from slices_ and tables_, so declared after them

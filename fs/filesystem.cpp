@@ -342,6 +342,7 @@ Result<std::shared_ptr<const OpenDir>> Filesystem::list_directory(fuse_ino_t ino
   dir->entries.push_back(DirEntry{"..", k});
   std::move(listing.entries.begin(), listing.entries.end(), std::back_inserter(dir->entries));
   dir->records = listing.records;
+  dir->record_table = listing.record_table;
   dir->record_key = std::move(listing.record_key);
   return std::shared_ptr<const OpenDir>(std::move(dir));
 }
@@ -391,7 +392,7 @@ void Filesystem::readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offs
   DirEntry computed;
   for (auto i = static_cast<uint64_t>(std::max<off_t>(offset, 0)); i < total; ++i) {
     if (i >= dir.entries.size()) {  // a record of a table: name and key are computed
-      computed.name = SliceTree::record_name(i - dir.entries.size(), dir.records);
+      computed.name = payload->tree().name_of_record(dir.record_table, i - dir.entries.size());
       computed.key = dir.record_key;
       computed.key.sub += "/" + computed.name;
     }

@@ -51,7 +51,8 @@ struct OpenDir {
   std::vector<DirEntry> entries;  // "." and ".." first
   // A record table's directory lists its records after `entries`, computed, not stored.
   uint64_t records = 0;
-  NodeKey record_key;  // the directory's key; a record's key adds "/<number>" to `sub`
+  size_t record_table = 0;  // which of the payload's tables
+  NodeKey record_key;       // the directory's key; a record's key adds "/<number>" to `sub`
 };
 
 }  // namespace payloadfs

@@ -271,10 +271,12 @@ class FileParser : private ParseReader, private FieldReader {
     if (c.records.empty()) return;
     c.records.shrink_to_fit();
     std::shared_ptr<const TableFields> fields = std::move(c.fields);
-    layout_.tables.push_back(RecordTable{s.table_dir, std::move(c.records),
+    layout_.tables.push_back(RecordTable{s.table_dir,
+                                         std::move(c.records),
                                          [fields](const ByteSource& source, const Record& record) {
                                            return (*fields)(source, record);
-                                         }});
+                                         },
+                                         {}});
   }
 
   void table(const SliceSpec& s, ErrorSink& sink) {

@@ -49,12 +49,31 @@ struct RecordTable {
   std::vector<Record> records;
   // Attributes of one record, read through `source`; may be empty (no attributes).
   std::function<Json(const ByteSource& source, const Record& record)> attributes;
+  // Empty: records are named by their number, zero-padded. Otherwise the records are the
+  // chunks of an array split into this grid (chunks per dimension): each record's tag is its
+  // row-major index in the grid, tags strictly increase, and a record is named by its grid
+  // coordinates joined with '.' ("3.0.12", zarr's chunk keys and HDF5's chunk offsets).
+  std::vector<uint64_t> grid;
+};
+
+// An array stored as a grid of chunks (an HDF5 chunked dataset): refs.json shows it as one
+// zarr array whose chunks are the records of layout.tables[table] (a table with a grid).
+struct ChunkedArray {
+  std::string name;              // the array's name, as slice names go
+  Json dtype;                    // a NumPy dtype in array-interface form
+  std::vector<uint64_t> shape;   // elements per dimension, C order
+  std::vector<uint64_t> chunks;  // chunk shape, elements per dimension
+  Json compressor = nullptr;     // numcodecs config (zarr v2 .zarray), or null
+  Json filters = nullptr;        // numcodecs configs applied before it, or null
+  Json fill_value = nullptr;     // what unallocated chunks read as (zarr v2 form)
+  size_t table = 0;              // index in layout.tables
 };
 
 struct Layout {
   Json header = Json::object();
   std::vector<Slice> slices;
   std::vector<RecordTable> tables;  // after the slices, in this order
+  std::vector<ChunkedArray> chunked_arrays;
   std::vector<std::string> errors;
   // The format's signature bytes; unset for formats without a fixed signature.
   std::optional<ByteRange> magic;

@@ -1,5 +1,6 @@
 #include "core/render/refs_json.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <set>
@@ -142,7 +143,25 @@ std::optional<std::string> zarr_array_name(std::string_view slice_name) {
   return out;
 }
 
-std::vector<RefsArray> refs_arrays(std::span<const Slice> slices) {
+namespace {
+
+// A slice's `dimensions` when they name each of its `rank` axes.
+std::vector<std::string> dimension_names(const Json& attributes, size_t rank) {
+  const auto it = attributes.find("dimensions");
+  if (it == attributes.end() || !it->is_array() || it->size() != rank) return {};
+  std::vector<std::string> names;
+  for (const auto& d : *it) {
+    if (!d.is_string() || d.get_ref<const std::string&>().empty()) return {};
+    names.push_back(d.get<std::string>());
+  }
+  return names;
+}
+
+}  // namespace
+
+std::vector<RefsArray> refs_arrays(std::span<const Slice> slices,
+                                   std::span<const ChunkedArray> chunked,
+                                   std::span<const RecordTable> tables) {
   std::vector<RefsArray> arrays;
   std::set<std::string> names;
   for (const auto& slice : slices) {
@@ -157,11 +176,54 @@ std::vector<RefsArray> refs_arrays(std::span<const Slice> slices) {
     auto name = zarr_array_name(slice.name);
     if (!name || !names.insert(*name).second) continue;
     const auto fortran = slice.attributes.find("fortran_order");
-    arrays.push_back(RefsArray{std::move(*name), *dtype, std::move(*dims),
-                               fortran != slice.attributes.end() && *fortran == true, slice.range});
+    RefsArray& a = arrays.emplace_back();
+    a.name = std::move(*name);
+    a.dtype = *dtype;
+    a.dimensions = dimension_names(slice.attributes, dims->size());
+    a.shape = std::move(*dims);
+    a.fortran_order = fortran != slice.attributes.end() && *fortran == true;
+    a.range = slice.range;
+  }
+  for (const auto& c : chunked) {
+    if (c.table >= tables.size() || c.shape.empty() || c.chunks.size() != c.shape.size() ||
+        tables[c.table].grid.size() != c.shape.size() || !numpy_itemsize(c.dtype))
+      continue;
+    if (std::find(c.chunks.begin(), c.chunks.end(), 0) != c.chunks.end()) continue;
+    auto name = zarr_array_name(c.name);
+    if (!name || !names.insert(*name).second) continue;
+    RefsArray& a = arrays.emplace_back();
+    a.name = std::move(*name);
+    a.dtype = c.dtype;
+    a.shape = c.shape;
+    a.chunked = &c;
+    a.chunk_table = &tables[c.table];
   }
   return arrays;
 }
+
+namespace {
+
+// One reference per chunk record, keyed by the record's grid coordinates (zarr's chunk key).
+template <typename Entry>
+void add_chunk_refs(const RefsArray& a, const std::string& url, const Entry& entry) {
+  const std::vector<uint64_t>& grid = a.chunk_table->grid;
+  std::vector<uint64_t> coordinates(grid.size());
+  for (const Record& r : a.chunk_table->records) {
+    uint64_t rest = r.tag;
+    for (size_t d = grid.size(); d-- > 0;) {
+      coordinates[d] = grid[d] == 0 ? 0 : rest % grid[d];
+      rest = grid[d] == 0 ? 0 : rest / grid[d];
+    }
+    std::string key = a.name + "/";
+    for (size_t d = 0; d < coordinates.size(); ++d) {
+      if (d > 0) key += '.';
+      key += std::to_string(coordinates[d]);
+    }
+    entry(key, "[" + url + ", " + std::to_string(r.offset) + ", " + std::to_string(r.length) + "]");
+  }
+}
+
+}  // namespace
 
 std::string render_refs_json(std::span<const RefsArray> arrays, std::string_view source_url) {
   // One reference per line, so that the file reads well and diffs well.
@@ -178,10 +240,10 @@ std::string render_refs_json(std::span<const RefsArray> arrays, std::string_view
     // Keys in zarr's own (sorted) order.
     Json zarray = Json::object();
     zarray["chunks"] = Json::array();
-    zarray["compressor"] = nullptr;
+    zarray["compressor"] = a.chunked != nullptr ? a.chunked->compressor : Json(nullptr);
     zarray["dtype"] = a.dtype;
-    zarray["fill_value"] = nullptr;
-    zarray["filters"] = nullptr;
+    zarray["fill_value"] = a.chunked != nullptr ? a.chunked->fill_value : Json(nullptr);
+    zarray["filters"] = a.chunked != nullptr ? a.chunked->filters : Json(nullptr);
     zarray["order"] = a.fortran_order ? "F" : "C";
     zarray["shape"] = a.shape;
     zarray["zarr_format"] = 2;
@@ -189,13 +251,20 @@ std::string render_refs_json(std::span<const RefsArray> arrays, std::string_view
     bool empty = false;
     for (size_t i = 0; i < a.shape.size(); ++i) {
       // zarr v2 chunks are at least 1 long; an empty array has no chunk to refer to.
-      zarray["chunks"].push_back(a.shape[i] == 0 ? 1 : a.shape[i]);
+      zarray["chunks"].push_back(a.chunked != nullptr ? a.chunked->chunks[i]
+                                 : a.shape[i] == 0    ? 1
+                                                      : a.shape[i]);
       empty = empty || a.shape[i] == 0;
-      dimensions.push_back(a.name + "_dim_" + std::to_string(i));
+      dimensions.push_back(a.dimensions.empty() ? a.name + "_dim_" + std::to_string(i)
+                                                : a.dimensions[i]);
     }
     entry(a.name + "/.zarray", compact(Json(ascii(zarray))));
     entry(a.name + "/.zattrs", compact(Json(ascii(Json{{"_ARRAY_DIMENSIONS", dimensions}}))));
     if (empty) continue;
+    if (a.chunked != nullptr) {
+      add_chunk_refs(a, url, entry);
+      continue;
+    }
     std::string chunk = a.name + "/0";  // a 0-d array's one chunk is "0" too
     for (size_t i = 1; i < a.shape.size(); ++i) chunk += ".0";
     entry(chunk, "[" + url + ", " + std::to_string(a.range.offset) + ", " +

@@ -10,7 +10,12 @@
 //     [name, dtype] / [name, dtype, shape] fields),
 //   - a shape: `numpy_shape`, or else `shape` (a list of non-negative integers), and optionally
 //     `fortran_order` (true: the bytes are in Fortran order),
-// and its length is exactly itemsize times the number of elements.
+// and its length is exactly itemsize times the number of elements. A slice's `dimensions`
+// (a list of names, one per axis: netCDF's vocabulary) name its axes for xarray.
+//
+// A chunked array (Layout::chunked_arrays: HDF5's chunked datasets) is one zarr array with
+// its chunk shape, compressor, filters and fill value, and one reference per record of its
+// table, keyed by the record's grid coordinates; chunks without a record read as the fill value.
 
 #include <cstdint>
 #include <optional>
@@ -28,7 +33,11 @@ struct RefsArray {
   Json dtype;        // a type string or a field list, as zarr v2's .zarray takes it
   std::vector<uint64_t> shape;
   bool fortran_order = false;
-  ByteRange range;
+  ByteRange range;                      // one chunk, the whole array (when `chunked` is null)
+  std::vector<std::string> dimensions;  // axis names, or empty for <name>_dim_<i>
+  // A chunked array and the table of its chunks (owned by the caller, as are the slices).
+  const ChunkedArray* chunked = nullptr;
+  const RecordTable* chunk_table = nullptr;
 };
 
 // The item size of a NumPy dtype in array-interface form; nullopt when it is not one (no
@@ -41,9 +50,12 @@ struct RefsArray {
 // the empty name.
 [[nodiscard]] std::optional<std::string> zarr_array_name(std::string_view slice_name);
 
-// The array slices, in slice order. Slices that are not arrays, and later slices whose name
-// repeats an earlier one, are left out.
-[[nodiscard]] std::vector<RefsArray> refs_arrays(std::span<const Slice> slices);
+// The array slices, in slice order, then the chunked arrays. Slices that are not arrays,
+// chunked arrays whose table has no grid of their rank, and later arrays whose name repeats
+// an earlier one, are left out.
+[[nodiscard]] std::vector<RefsArray> refs_arrays(std::span<const Slice> slices,
+                                                 std::span<const ChunkedArray> chunked = {},
+                                                 std::span<const RecordTable> tables = {});
 
 // The whole refs.json text of `arrays` whose bytes are in the file at `source_url` (an
 // absolute path or a URL, written as given).

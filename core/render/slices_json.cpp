@@ -111,7 +111,6 @@ std::string SlicesJson::render_chunk(const Chunk& chunk, const ByteSource& sourc
                                      std::span<const RecordTable> tables,
                                      const SliceTree& tree) const {
   const RecordTable& table = tables[chunk.table];
-  const uint64_t count = table.records.size();
   const auto windowed = std::make_unique<WindowedSource>(source);
   const uint32_t dir = tree.find(tree.table_path(chunk.table))->node;
   std::string out;
@@ -121,7 +120,7 @@ std::string SlicesJson::render_chunk(const Chunk& chunk, const ByteSource& sourc
     if (!first_element) out += ",\n";
     const Record& r = table.records[i];
     const Json attributes = table.attributes ? table.attributes(*windowed, r) : Json::object();
-    const std::string name = table.dir + "/" + SliceTree::record_name(i, count);
+    const std::string name = table.dir + "/" + tree.name_of_record(chunk.table, i);
     out += dump_line(element(name, tree.path_of({SliceTree::Entry::Kind::record, dir, i}), r.offset,
                              r.length, attributes.is_object() ? attributes : Json::object()));
   }

@@ -319,6 +319,7 @@ Listing Namespace::list_raw_dir(const ResolvedNode& dir) const {
         DirEntry{std::string(node.name), dir.key.entry(kind, std::string(node.path))});
   }
   out.records = tree.record_count(node_id);
+  out.record_table = tree.node(node_id).table.value_or(0);
   out.record_key = dir.key.entry(NodeKind::raw_file, dir.key.sub);
   return out;
 }

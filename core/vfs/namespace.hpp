@@ -40,10 +40,11 @@ struct ResolvedNode {
 };
 
 // A directory's entries (without "." and ".."). A record table's directory lists its
-// `records` after `entries`, computed (SliceTree::record_name), not stored.
+// `records` after `entries`, computed (SliceTree::name_of_record), not stored.
 struct Listing {
   std::vector<DirEntry> entries;
   uint64_t records = 0;
+  size_t record_table = 0;                  // the payload's table they are the records of
   NodeKey record_key;                       // a record's key adds "/<name>" to `sub`
   bool control_dir_hides_a_source = false;  // SRC has an entry named like the control dir
 };

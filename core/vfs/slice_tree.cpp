@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/heap_size.hpp"
+#include "core/io/checked_math.hpp"
 #include "core/vfs/record_names.hpp"
 
 namespace payloadfs {
@@ -43,8 +44,88 @@ std::string SliceTree::safe_component(std::string_view raw) {
   return out;
 }
 
+namespace {
+
+// The grid of a table when its records can be named by it: a non-empty grid whose cells fit
+// 64 bits, and tags that strictly increase inside it. Otherwise the records are numbered.
+bool names_by_grid(const RecordTable& table) {
+  if (table.grid.empty()) return false;
+  uint64_t cells = 1;
+  for (const uint64_t n : table.grid) {
+    const auto product = checked_mul(cells, n);
+    if (!product) return false;
+    cells = *product;
+  }
+  for (size_t i = 0; i < table.records.size(); ++i) {
+    if (table.records[i].tag >= cells) return false;
+    if (i > 0 && table.records[i].tag <= table.records[i - 1].tag) return false;
+  }
+  return true;
+}
+
+// A decimal number without leading zeros ("0" itself is one), below `limit`.
+std::optional<uint64_t> grid_coordinate(std::string_view digits, uint64_t limit) {
+  if (digits.empty() || digits.size() > 19 || (digits.size() > 1 && digits[0] == '0'))
+    return std::nullopt;
+  uint64_t value = 0;
+  for (const char c : digits) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (value >= limit) return std::nullopt;
+  return value;
+}
+
+}  // namespace
+
 std::string SliceTree::record_name(uint64_t index, uint64_t count) {
   return numbered("", index, index_width(count));
+}
+
+std::string SliceTree::name_of_record(size_t table, uint64_t index) const {
+  const TableNames& t = table_names_.at(table);
+  if (t.grid.empty()) return record_name(index, t.count);
+  // Row-major coordinates of the tag, last dimension fastest.
+  std::vector<uint64_t> coordinates(t.grid.size());
+  uint64_t rest = t.tags.at(index);
+  for (size_t d = t.grid.size(); d-- > 0;) {
+    coordinates[d] = rest % t.grid[d];
+    rest /= t.grid[d];
+  }
+  std::string name;
+  for (size_t d = 0; d < coordinates.size(); ++d) {
+    if (d > 0) name += '.';
+    name += std::to_string(coordinates[d]);
+  }
+  return name;
+}
+
+std::optional<uint64_t> SliceTree::record_index(size_t table, std::string_view name) const {
+  const TableNames& t = table_names_.at(table);
+  if (t.grid.empty()) {
+    // Exactly the zero-padded number of an existing record: nothing else resolves.
+    if (t.count == 0 || name.size() != index_width(t.count)) return std::nullopt;
+    uint64_t index = 0;
+    for (const char c : name) {
+      if (c < '0' || c > '9') return std::nullopt;
+      index = index * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (index >= t.count) return std::nullopt;
+    return index;
+  }
+  uint64_t tag = 0;  // fits: names_by_grid checked that the grid's cells do
+  for (size_t d = 0; d < t.grid.size(); ++d) {
+    const bool last = d + 1 == t.grid.size();
+    const size_t end = last ? name.size() : name.find('.');
+    if (end == std::string_view::npos) return std::nullopt;
+    const auto coordinate = grid_coordinate(name.substr(0, end), t.grid[d]);
+    if (!coordinate) return std::nullopt;
+    tag = tag * t.grid[d] + *coordinate;
+    if (!last) name.remove_prefix(end + 1);
+  }
+  const auto it = std::lower_bound(t.tags.begin(), t.tags.end(), tag);
+  if (it == t.tags.end() || *it != tag) return std::nullopt;
+  return static_cast<uint64_t>(it - t.tags.begin());
 }
 
 SliceTree::SliceTree(std::span<const Slice> slices, std::span<const RecordTable> tables) {
@@ -56,7 +137,13 @@ SliceTree::SliceTree(std::span<const Slice> slices, std::span<const RecordTable>
   for (size_t t = 0; t < tables.size(); ++t) {
     const uint32_t id = descend(tables[t].dir, true, 0, table_paths_.emplace_back());
     nodes_[id].table = t;
-    table_counts_.push_back(tables[t].records.size());
+    TableNames& names = table_names_.emplace_back();
+    names.count = tables[t].records.size();
+    if (names_by_grid(tables[t])) {
+      names.grid = tables[t].grid;
+      names.tags.reserve(tables[t].records.size());
+      for (const Record& r : tables[t].records) names.tags.push_back(r.tag);
+    }
   }
   // Built once and never grown again: give back what doubling left spare.
   nodes_.shrink_to_fit();
@@ -67,12 +154,16 @@ size_t SliceTree::memory_estimate() const noexcept {
   size_t n = chunk_bytes(nodes_.capacity() * sizeof(Node)) +
              chunk_bytes(slice_paths_.capacity() * sizeof(std::string)) +
              chunk_bytes(table_paths_.capacity() * sizeof(std::string)) +
-             chunk_bytes(table_counts_.capacity() * sizeof(uint64_t)) + map_heap(children_) +
+             chunk_bytes(table_names_.capacity() * sizeof(TableNames)) + map_heap(children_) +
              map_heap(next_suffix_) + map_heap(dir_for_);
   for (const Node& node : nodes_)
     n += string_heap(node.name) + chunk_bytes(node.children.capacity() * sizeof(uint32_t));
   for (const auto& path : slice_paths_) n += string_heap(path);
   for (const auto& path : table_paths_) n += string_heap(path);
+  for (const auto& t : table_names_) {
+    n += chunk_bytes(t.grid.capacity() * sizeof(uint64_t)) +
+         chunk_bytes(t.tags.capacity() * sizeof(uint32_t));
+  }
   return n;
 }
 
@@ -145,23 +236,16 @@ std::optional<uint32_t> SliceTree::child_node(uint32_t dir, std::string_view nam
 
 uint64_t SliceTree::record_count(uint32_t node) const {
   const auto& n = nodes_.at(node);
-  return n.table ? table_counts_.at(*n.table) : 0;
+  return n.table ? table_names_.at(*n.table).count : 0;
 }
 
 std::optional<SliceTree::Entry> SliceTree::child(const Entry& dir, std::string_view name) const {
   if (dir.kind != Entry::Kind::directory || dir.node >= nodes_.size()) return std::nullopt;
   const Node& d = nodes_[dir.node];
   if (d.table) {
-    // Exactly the zero-padded number of an existing record: nothing else resolves.
-    const uint64_t count = table_counts_[*d.table];
-    if (count == 0 || name.size() != index_width(count)) return std::nullopt;
-    uint64_t index = 0;
-    for (const char c : name) {
-      if (c < '0' || c > '9') return std::nullopt;
-      index = index * 10 + static_cast<uint64_t>(c - '0');
-    }
-    if (index >= count) return std::nullopt;
-    return Entry{Entry::Kind::record, dir.node, index};
+    const auto index = record_index(*d.table, name);
+    if (!index) return std::nullopt;
+    return Entry{Entry::Kind::record, dir.node, *index};
   }
   const auto id = child_node(dir.node, name);
   if (!id) return std::nullopt;
@@ -191,7 +275,7 @@ std::optional<SliceTree::Entry> SliceTree::find(std::string_view path) const {
 std::string SliceTree::path_of(const Entry& entry) const {
   const Node& n = nodes_.at(entry.node);
   if (entry.kind != Entry::Kind::record) return std::string(n.path);
-  return std::string(n.path) + "/" + record_name(entry.record, table_counts_.at(*n.table));
+  return std::string(n.path) + "/" + name_of_record(*n.table, entry.record);
 }
 
 }  // namespace payloadfs

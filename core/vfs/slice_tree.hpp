@@ -57,8 +57,13 @@ class SliceTree {
   // raw/ path of each slice, in slice order, and of each table's directory.
   [[nodiscard]] const std::string& slice_path(size_t slice) const { return slice_paths_.at(slice); }
   [[nodiscard]] const std::string& table_path(size_t table) const { return table_paths_.at(table); }
-  // The file name of record `index` of a table of `count` records ("0042" of 1000).
+  // The file name of record `index` of table `table`: its number zero-padded to the width of
+  // the largest ("0042" of 1000), or for a table with a grid, its chunk coordinates ("3.0.12").
+  [[nodiscard]] std::string name_of_record(size_t table, uint64_t index) const;
+  // The file name of record `index` of a numbered table of `count` records.
   [[nodiscard]] static std::string record_name(uint64_t index, uint64_t count);
+  // The index of the record of table `table` named exactly `name`, if there is one.
+  [[nodiscard]] std::optional<uint64_t> record_index(size_t table, std::string_view name) const;
   // How many records table directory `node` holds (0 for other nodes).
   [[nodiscard]] uint64_t record_count(uint32_t node) const;
 
@@ -91,7 +96,14 @@ class SliceTree {
   // written, and a path never changes once written: nodes' paths are views of them.
   std::vector<std::string> slice_paths_;
   std::vector<std::string> table_paths_;
-  std::vector<uint64_t> table_counts_;
+  // What names each table's records: their count, and for tables with a grid, the grid and
+  // each record's tag (its row-major chunk index), 4 bytes a record.
+  struct TableNames {
+    uint64_t count = 0;
+    std::vector<uint64_t> grid;  // empty: records are numbered
+    std::vector<uint32_t> tags;
+  };
+  std::vector<TableNames> table_names_;
 };
 
 }  // namespace payloadfs

@@ -183,6 +183,46 @@ TEST(RefsJson, RendersZarrV2Metadata) {
   EXPECT_EQ(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')), refs.size() + 2);
 }
 
+TEST(RefsJson, ChunkedArraysAndDimensionNames) {
+  // A 5 x 7 int16 array in 2 x 4 chunks (a 3 x 2 grid) of which chunks 0.1 and 2.0 are stored.
+  std::vector<RecordTable> tables(1);
+  tables[0].dir = "g/t";
+  tables[0].grid = {3, 2};
+  tables[0].records = {{100, 11, 1}, {300, 13, 4}};
+  std::vector<ChunkedArray> chunked(2);
+  chunked[0].name = "g/t";
+  chunked[0].dtype = "<i2";
+  chunked[0].shape = {5, 7};
+  chunked[0].chunks = {2, 4};
+  chunked[0].compressor = Json{{"id", "zlib"}, {"level", 4}};
+  chunked[0].filters = Json::array({Json{{"id", "shuffle"}, {"elementsize", 2}}});
+  chunked[0].fill_value = -1;
+  chunked[0].table = 0;
+  chunked[1] = chunked[0];
+  chunked[1].name = "no_table";
+  chunked[1].table = 7;  // no such table: left out
+  const std::vector<Slice> slices = {
+      array_slice("v", {{"dtype", ">f4"}, {"shape", {2, 3}}, {"dimensions", {"time", "x"}}}, 0, 24),
+      array_slice("w", {{"dtype", ">f4"}, {"shape", {2}}, {"dimensions", {"time", "x"}}}, 0, 8),
+  };
+  const auto arrays = refs_arrays(slices, chunked, tables);
+  ASSERT_EQ(arrays.size(), 3U);
+  const Json refs = refs_of(render_refs_json(arrays, "/s.h5"));
+  EXPECT_EQ(Json::parse(refs.at("g%2Ft/.zarray").get<std::string>()),
+            Json::parse(R"({"chunks":[2,4],"compressor":{"id":"zlib","level":4},"dtype":"<i2",
+                            "fill_value":-1,"filters":[{"id":"shuffle","elementsize":2}],
+                            "order":"C","shape":[5,7],"zarr_format":2})"));
+  EXPECT_EQ(refs.at("g%2Ft/0.1"), Json::array({"/s.h5", 100, 11}));
+  EXPECT_EQ(refs.at("g%2Ft/2.0"), Json::array({"/s.h5", 300, 13}));
+  EXPECT_FALSE(refs.contains("g%2Ft/0.0"));  // not stored: zarr reads the fill value
+  EXPECT_FALSE(refs.contains("no_table/.zarray"));
+  // Axis names from `dimensions` when there is one per axis.
+  EXPECT_EQ(Json::parse(refs.at("v/.zattrs").get<std::string>()).at("_ARRAY_DIMENSIONS"),
+            Json::parse(R"(["time", "x"])"));
+  EXPECT_EQ(Json::parse(refs.at("w/.zattrs").get<std::string>()).at("_ARRAY_DIMENSIONS"),
+            Json::parse(R"(["w_dim_0"])"));
+}
+
 TEST(RefsJson, MetadataDocumentsAreAscii) {
   // zarr-python 2 decodes .zarray and .zattrs as ASCII: non-ASCII names must be \u escapes.
   const std::vector<Slice> slices = {

@@ -102,6 +102,37 @@ TEST(SliceTree, RecordTablesAreComputedDirectories) {
   EXPECT_EQ(SliceTree::record_name(10, 11), "10");
 }
 
+TEST(SliceTree, GridTablesNameRecordsByChunkCoordinates) {
+  // A 3 x 4 grid with chunks 0.0, 0.3, 1.2 and 2.3 allocated (tags 0, 3, 6, 11).
+  std::vector<RecordTable> tables(2);
+  tables[0].dir = "temperature";
+  tables[0].grid = {3, 4};
+  for (const uint32_t tag : {0u, 3u, 6u, 11u}) tables[0].records.push_back({tag * 10u, 10, tag});
+  tables[1].dir = "packets";  // numbered, as before
+  tables[1].records.resize(12);
+  const SliceTree tree({}, tables);
+  EXPECT_EQ(tree.name_of_record(0, 0), "0.0");
+  EXPECT_EQ(tree.name_of_record(0, 1), "0.3");
+  EXPECT_EQ(tree.name_of_record(0, 2), "1.2");
+  EXPECT_EQ(tree.name_of_record(0, 3), "2.3");
+  EXPECT_EQ(tree.name_of_record(1, 3), "03");
+  EXPECT_EQ(tree.find("temperature/1.2")->record, 2u);
+  EXPECT_EQ(tree.path_of(*tree.find("temperature/2.3")), "temperature/2.3");
+  EXPECT_EQ(tree.find("packets/11")->record, 11u);
+  // Unallocated chunks, cells outside the grid and non-canonical spellings resolve to nothing.
+  for (const char* bad : {"0.1", "3.0", "0.4", "00.0", "0.00", "0", "0.0.0", "1.", ".1", "1..2",
+                          "a.b", "", "18446744073709551616.0"})
+    EXPECT_FALSE(tree.find(std::string("temperature/") + bad)) << bad;
+  // Tags out of order or outside the grid: the records are numbered instead.
+  std::vector<RecordTable> unsorted(1);
+  unsorted[0].dir = "t";
+  unsorted[0].grid = {2};
+  unsorted[0].records = {{0, 1, 1}, {1, 1, 0}};
+  const SliceTree fallback({}, unsorted);
+  EXPECT_EQ(fallback.name_of_record(0, 1), "1");
+  EXPECT_TRUE(fallback.find("t/0"));
+}
+
 TEST(SliceTree, DeepNamesCostTheirLengthNotTheirLengthSquared) {
   // A 64 KiB name of 32,768 nested directories: each node's path is a view of the slice's one
   // stored path, so the tree holds a few hundred bytes a directory, not 32 KiB.
