@@ -31,6 +31,9 @@ packages=(
   # netCDF classic fixtures and their reader (netCDF4-python); crcmod checks the TFRecord
   # generator's CRC-32C
   python3-netcdf4 python3-crcmod
+  # hdf5 fixtures and their reader (h5py over libhdf5); dask.distributed reads refs.json
+  # on a LocalCluster of worker processes
+  python3-h5py python3-distributed
   # scripts/valgrind.sh; setpriv (test_permissions.py) is in util-linux
   valgrind util-linux
   # refs.json, read by the ecosystem's own readers (examples/clients also use jq and node)
