@@ -220,9 +220,15 @@ Json describe_dataset(const Dataset& d, Json attributes) {
   return e;
 }
 
-void add_stored_slice(const Dataset& d, ByteRange range, Layout& layout) {
-  Slice slice{d.name, range, dataset_attributes(d)};
-  layout.slices.push_back(std::move(slice));
+// A contiguous or compact dataset's slice, when its bytes lie inside the file.
+void add_stored_slice(const Dataset& d, ByteRange range, uint64_t file_size, Layout& layout) {
+  if (!range_within(range.offset, range.length, file_size)) {
+    layout.add_error("dataset /" + d.name + ": its " + std::to_string(range.length) +
+                     " bytes at offset " + std::to_string(range.offset) +
+                     " run past the end of the file");
+    return;
+  }
+  layout.slices.push_back(Slice{d.name, range, dataset_attributes(d)});
 }
 
 // The chunk grid: chunks per dimension over the current dimensions.
@@ -321,12 +327,13 @@ void add_dataset(const ByteSource& file, const hdf5::Sizes& sizes, const Object&
   const auto& dl = d->data_layout;
   switch (dl.layout_class) {
     case hdf5::DataLayout::Class::compact:
-      add_stored_slice(*d, dl.compact_data, layout);
+      add_stored_slice(*d, dl.compact_data, file.size(), layout);
       break;
     case hdf5::DataLayout::Class::contiguous:
       // An undefined address: never written, every element reads as the fill value.
-      if (dl.contiguous_address != hdf5::kUndefinedAddress && element_count(d->space) != 0)
-        add_stored_slice(*d, ByteRange{dl.contiguous_address, dl.contiguous_size}, layout);
+      if (dl.contiguous_address == hdf5::kUndefinedAddress || element_count(d->space) == 0) break;
+      add_stored_slice(*d, ByteRange{dl.contiguous_address, dl.contiguous_size}, file.size(),
+                       layout);
       break;
     case hdf5::DataLayout::Class::chunked:
       add_chunked(file, sizes, object, *d, layout);
@@ -364,7 +371,7 @@ void describe(const ByteSource& file, const hdf5::FileStructure& s, Layout& layo
         std::string error;
         auto type = m != nullptr ? hdf5::parse_datatype(file, m->body, error) : std::nullopt;
         datatypes[path] = type ? Json{{"dtype", type->dtype}, {"type", type->description}}
-                               : Json{{"error", error}};
+                               : Json{{"error", utf8_or_escaped(error)}};
         break;
       }
       case hdf5::ObjectKind::other:

@@ -55,7 +55,7 @@ void check_tree(const payloadfs::Payload& payload, std::string_view format) {
     const uint64_t count = table.records.size();
     for (uint64_t r : {uint64_t{0}, count / 2, count - 1}) {
       if (r >= count) continue;
-      const std::string name = payloadfs::SliceTree::record_name(r, count);
+      const std::string name = tree.name_of_record(t, r);
       const auto rec = tree.child(*entry, name);
       if (!rec || rec->kind != Kind::record || rec->record != r)
         fail(format, "record not found: " + dir + "/" + name);

@@ -10,6 +10,7 @@
 #include "core/formats/support/hdf5_values.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::formats::hdf5 {
 namespace {
@@ -56,7 +57,7 @@ std::string read_name(TypeReader& in, bool padded) {
     const uint64_t used = in.reader.tell() - start;
     in.reader.skip((8 - used % 8) % 8);
   }
-  return name;
+  return utf8_or_escaped(name);  // names become JSON keys and dtype field names
 }
 
 void parse_fixed_point(TypeReader& in, uint32_t bits, Datatype& type) {
@@ -147,7 +148,7 @@ void parse_opaque(TypeReader& in, uint32_t bits, Datatype& type) {
   const unsigned tag_length = bits & 0xFF;
   std::string tag = in.reader.text(tag_length);
   in.reader.skip((8 - tag_length % 8) % 8);
-  tag = tag.substr(0, tag.find('\0'));
+  tag = utf8_or_escaped(tag.substr(0, tag.find('\0')));
   type.hdf5_class = "opaque";
   type.description["tag"] = tag;
   type.dtype = "|V" + std::to_string(type.size);
@@ -294,10 +295,11 @@ void parse_enum(TypeReader& in, unsigned version, uint32_t bits, Datatype& type,
     uint64_t raw = 0;
     for (uint64_t b = 0; b < base->size; ++b) {
       const uint64_t byte = in.reader.u8();
-      raw |= byte << (8 * (big ? base->size - 1 - b : b));
+      const uint64_t position = big ? base->size - 1 - b : b;
+      if (position < 8) raw |= byte << (8 * position);
     }
     Json value = raw;
-    if (is_signed && base->size < 8 && (raw >> (8 * base->size - 1)) != 0)
+    if (is_signed && base->size > 0 && base->size < 8 && (raw >> (8 * base->size - 1)) != 0)
       value = static_cast<int64_t>(raw | (~uint64_t{0} << (8 * base->size)));
     else if (is_signed)
       value = static_cast<int64_t>(raw);

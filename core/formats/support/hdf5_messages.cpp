@@ -9,6 +9,7 @@
 #include "core/formats/support/hdf5_values.hpp"
 #include "core/io/binary_reader.hpp"
 #include "core/io/checked_math.hpp"
+#include "core/render/json_text.hpp"
 
 namespace payloadfs::formats::hdf5 {
 namespace {
@@ -66,7 +67,7 @@ std::optional<Filter> read_filter(BinaryReader& r, unsigned version, std::string
   if (version == 1) r.skip((8 - name_length % 8) % 8);
   name = name.substr(0, name.find('\0'));
   f.name = filter_name(f.id);  // a known id's name, else the message's, else "filter-<id>"
-  if (f.name.rfind("filter-", 0) == 0 && !name.empty()) f.name = name;
+  if (f.name.rfind("filter-", 0) == 0 && !name.empty()) f.name = utf8_or_escaped(name);
   for (unsigned i = 0; i < values; ++i) f.client_data.push_back(r.u32());
   if (version == 1 && values % 2 == 1) r.skip(4);
   return f;

@@ -31,7 +31,7 @@ Json integer_json(const Json& type, std::span<const std::byte> bytes) {
   const uint64_t raw = read_unsigned(bytes, big);
   if (!type.value("signed", false)) return raw;
   const size_t n = bytes.size();
-  if (n < 8 && (raw >> (8 * n - 1)) != 0)
+  if (n > 0 && n < 8 && (raw >> (8 * n - 1)) != 0)
     return static_cast<int64_t>(raw | (~uint64_t{0} << (8 * n)));
   return static_cast<int64_t>(raw);
 }
