@@ -287,6 +287,10 @@ fi
 if [ $status -ne 0 ]; then
   echo "== FAILED: ${failures[*]}"
 else
-  echo "== ok: ${#targets[@]} targets fuzzed ${seconds}s each"
+  if [ -n "$runs" ]; then
+    echo "== ok: ${#targets[@]} targets fuzzed, $runs inputs each"
+  else
+    echo "== ok: ${#targets[@]} targets fuzzed ${seconds}s each"
+  fi
 fi
 exit $status
