@@ -138,7 +138,38 @@ struct Dataset {
   Json fill_value = nullptr;
   // The dataspace's dims, then an array-class element's own dims (NumPy's view of it).
   std::vector<uint64_t> shape;
+  std::vector<std::string> dimensions;  // its axes' dimension scales, when each has one
 };
+
+// Object header file offset -> the object's name (the last component of its path).
+using ObjectNames = std::map<uint64_t, std::string>;
+
+std::string base_name(const std::string& path) {
+  return path.substr(path.rfind('/') + 1);
+}
+
+// The names of a dataset's dimensions, as netCDF-4 names them: a dimension scale (CLASS =
+// DIMENSION_SCALE, rank 1) is its own dimension; another dataset's DIMENSION_LIST attribute
+// refers to a scale per axis (object references: addresses). Empty unless every axis has one.
+std::vector<std::string> dimension_names(const Json& attributes, const Object& object, size_t rank,
+                                         const ObjectNames& names, uint64_t base) {
+  const auto scale = attributes.find("CLASS");
+  if (scale != attributes.end() && *scale == "DIMENSION_SCALE" && rank == 1)
+    return {base_name(object.path)};
+  const auto list = attributes.find("DIMENSION_LIST");
+  if (list == attributes.end() || !list->is_array() || list->size() != rank) return {};
+  std::vector<std::string> out;
+  for (const auto& axis : *list) {
+    // References decode as numbers, signed or not as the JSON library built them.
+    if (!axis.is_array() || axis.empty() || !axis[0].is_number_integer()) return {};
+    if (!axis[0].is_number_unsigned() && axis[0].get<int64_t>() < 0) return {};
+    const auto offset = checked_add(base, axis[0].get<uint64_t>());
+    const auto name = offset ? names.find(*offset) : names.end();
+    if (name == names.end() || name->second.empty()) return {};
+    out.push_back(name->second);
+  }
+  return out;
+}
 
 // An array-class element's dims (the datatype's description has them).
 std::vector<uint64_t> element_dims(const hdf5::Datatype& type) {
@@ -200,6 +231,8 @@ Json dataset_attributes(const Dataset& d) {
   Json a = Json::object();
   if (!d.type.dtype.is_null()) a["dtype"] = d.type.dtype;
   a["shape"] = d.shape;
+  if (!d.dimensions.empty() && d.dimensions.size() == d.shape.size())
+    a["dimensions"] = d.dimensions;
   a["hdf5_class"] = d.type.hdf5_class;
   return a;
 }
@@ -211,6 +244,7 @@ Json describe_dataset(const Dataset& d, Json attributes) {
   e["type"] = d.type.description;
   e["shape"] = d.shape;
   e["maxshape"] = max_shape_json(d.space);
+  if (!d.dimensions.empty()) e["dimensions"] = d.dimensions;
   e["layout"] = layout_name(d.data_layout.layout_class);
   if (d.data_layout.layout_class == hdf5::DataLayout::Class::chunked)
     e["chunks"] = d.data_layout.chunk_index.chunk_dims;
@@ -316,14 +350,17 @@ void add_chunked(const ByteSource& file, const hdf5::Sizes& sizes, const Object&
   array.compressor = codecs->compressor;
   array.filters = codecs->filters;
   array.fill_value = d.fill_value;
+  array.dimensions = d.dimensions;
   array.table = table_index;
   layout.chunked_arrays.push_back(std::move(array));
 }
 
 void add_dataset(const ByteSource& file, const hdf5::Sizes& sizes, const Object& object,
-                 Json& datasets, Layout& layout) {
+                 const ObjectNames& names, Json& datasets, Layout& layout) {
   auto d = read_dataset(file, sizes, object, layout);
   if (!d) return;
+  Json attributes = attributes_of(file, sizes, object, layout);
+  d->dimensions = dimension_names(attributes, object, d->shape.size(), names, sizes.base);
   const auto& dl = d->data_layout;
   switch (dl.layout_class) {
     case hdf5::DataLayout::Class::compact:
@@ -341,8 +378,7 @@ void add_dataset(const ByteSource& file, const hdf5::Sizes& sizes, const Object&
     case hdf5::DataLayout::Class::virtual_dataset:
       break;  // its data is in other datasets, maybe other files: listed in the header only
   }
-  datasets[utf8_or_escaped(object.path)] =
-      describe_dataset(*d, attributes_of(file, sizes, object, layout));
+  datasets[utf8_or_escaped(object.path)] = describe_dataset(*d, std::move(attributes));
 }
 
 // The header: the superblock, the groups with their attributes, the datasets, named
@@ -356,6 +392,8 @@ void describe(const ByteSource& file, const hdf5::FileStructure& s, Layout& layo
   Json groups = Json::object();
   Json datasets = Json::object();
   Json datatypes = Json::object();
+  ObjectNames names;
+  for (const auto& object : s.objects) names.emplace(object.address, base_name(object.path));
   for (const auto& object : s.objects) {
     const std::string path = utf8_or_escaped(object.path);
     switch (object.kind) {
@@ -364,7 +402,7 @@ void describe(const ByteSource& file, const hdf5::FileStructure& s, Layout& layo
             Json{{"attributes", attributes_of(file, s.superblock.sizes, object, layout)}};
         break;
       case hdf5::ObjectKind::dataset:
-        add_dataset(file, s.superblock.sizes, object, datasets, layout);
+        add_dataset(file, s.superblock.sizes, object, names, datasets, layout);
         break;
       case hdf5::ObjectKind::datatype: {
         const Message* m = messages_of(object).datatype;

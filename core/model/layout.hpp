@@ -59,14 +59,15 @@ struct RecordTable {
 // An array stored as a grid of chunks (an HDF5 chunked dataset): refs.json shows it as one
 // zarr array whose chunks are the records of layout.tables[table] (a table with a grid).
 struct ChunkedArray {
-  std::string name;              // the array's name, as slice names go
-  Json dtype;                    // a NumPy dtype in array-interface form
-  std::vector<uint64_t> shape;   // elements per dimension, C order
-  std::vector<uint64_t> chunks;  // chunk shape, elements per dimension
-  Json compressor = nullptr;     // numcodecs config (zarr v2 .zarray), or null
-  Json filters = nullptr;        // numcodecs configs applied before it, or null
-  Json fill_value = nullptr;     // what unallocated chunks read as (zarr v2 form)
-  size_t table = 0;              // index in layout.tables
+  std::string name;                     // the array's name, as slice names go
+  Json dtype;                           // a NumPy dtype in array-interface form
+  std::vector<uint64_t> shape;          // elements per dimension, C order
+  std::vector<uint64_t> chunks;         // chunk shape, elements per dimension
+  Json compressor = nullptr;            // numcodecs config (zarr v2 .zarray), or null
+  Json filters = nullptr;               // numcodecs configs applied before it, or null
+  Json fill_value = nullptr;            // what unallocated chunks read as (zarr v2 form)
+  std::vector<std::string> dimensions;  // axis names (netCDF-4 dimensions), or empty
+  size_t table = 0;                     // index in layout.tables
 };
 
 struct Layout {

@@ -195,6 +195,7 @@ std::vector<RefsArray> refs_arrays(std::span<const Slice> slices,
     a.name = std::move(*name);
     a.dtype = c.dtype;
     a.shape = c.shape;
+    if (c.dimensions.size() == c.shape.size()) a.dimensions = c.dimensions;
     a.chunked = &c;
     a.chunk_table = &tables[c.table];
   }

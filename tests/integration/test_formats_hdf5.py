@@ -179,6 +179,8 @@ class Hdf5ThroughMount(MountedFixtures):
                             continue
                         np.testing.assert_array_equal(ds[zarr_name(var)].values,
                                                       nc.variables[var][...], err_msg=var)
+                        # Dimension scales name the axes, so variables share netCDF's dims.
+                        self.assertEqual(ds[zarr_name(var)].dims, nc.variables[var].dimensions)
                         compared += 1
                     self.assertGreaterEqual(compared, len(nc.variables) - 1)
 
