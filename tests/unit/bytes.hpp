@@ -29,6 +29,14 @@ class Bytes {
       data_.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xFF));
     return *this;
   }
+  // Unsigned LEB128 (protobuf and Thrift varints, wasm's u32, xz's multibyte integers).
+  Bytes& uleb(uint64_t v) {
+    while (v >= 0x80) {
+      u8((v & 0x7F) | 0x80);
+      v >>= 7;
+    }
+    return u8(v);
+  }
   Bytes& zeros(size_t n) {
     data_.insert(data_.end(), n, std::byte{0});
     return *this;

@@ -22,16 +22,8 @@ const Format& parquet() {
 }
 
 // Thrift compact encoding helpers.
-Bytes& varint(Bytes& b, uint64_t v) {
-  do {
-    const uint8_t byte = v & 0x7F;
-    v >>= 7;
-    b.u8(byte | (v != 0 ? 0x80 : 0));
-  } while (v != 0);
-  return b;
-}
 Bytes& zigzag(Bytes& b, int64_t v) {
-  return varint(b, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+  return b.uleb((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
 }
 // A field header with a delta (1..15) from the previous id.
 Bytes& field(Bytes& b, int delta, int type) {
@@ -41,11 +33,11 @@ Bytes& int_field(Bytes& b, int delta, int64_t v) {
   return zigzag(field(b, delta, 6), v);
 }
 Bytes& string_field(Bytes& b, int delta, std::string_view s) {
-  return varint(field(b, delta, 8), s.size()).raw(s);
+  return field(b, delta, 8).uleb(s.size()).raw(s);
 }
 Bytes& list_header(Bytes& b, uint64_t count, int type) {
   if (count < 15) return b.u8(static_cast<uint8_t>(count << 4 | type));
-  return varint(b.u8(static_cast<uint8_t>(0xF0 | type)), count);
+  return b.u8(static_cast<uint8_t>(0xF0 | type)).uleb(count);
 }
 
 // ColumnMetaData for one INT32 column `name`, with unknown fields of several types mixed in.
@@ -54,7 +46,7 @@ Bytes column_meta(std::string_view name, int64_t data_offset, int64_t dict_offse
   int_field(m, 1, 1);                              // type INT32
   list_header(field(m, 1, 9), 2, 5).u8(0).u8(16);  // encodings [PLAIN, RLE_DICTIONARY]
   list_header(field(m, 1, 9), 1, 8);               // path_in_schema
-  varint(m, name.size()).raw(name);
+  m.uleb(name.size()).raw(name);
   int_field(m, 1, 1);            // codec SNAPPY
   int_field(m, 1, 7);            // num_values
   int_field(m, 1, size);         // total_uncompressed_size
@@ -63,9 +55,9 @@ Bytes column_meta(std::string_view name, int64_t data_offset, int64_t dict_offse
   int_field(m, 2, dict_offset);  // dictionary_page_offset (11)
   // Unknown: a double (12), a map<i32,binary> (13), a set<i32> (14), a nested struct (15).
   field(m, 1, 7).le(0, 8);
-  varint(field(m, 1, 11), 1).u8(0x58);
+  field(m, 1, 11).uleb(1).u8(0x58);
   zigzag(m, 3);
-  varint(m, 1).raw("x");
+  m.uleb(1).raw("x");
   list_header(field(m, 1, 10), 2, 5).u8(2).u8(4);
   int_field(field(m, 1, 12), 1, 5).u8(0);
   return m.u8(0);

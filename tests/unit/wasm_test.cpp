@@ -21,15 +21,6 @@ const Format& wasm() {
   return *format;
 }
 
-Bytes& leb(Bytes& b, uint64_t v) {
-  do {
-    const uint8_t byte = v & 0x7F;
-    v >>= 7;
-    b.u8(byte | (v != 0 ? 0x80 : 0));
-  } while (v != 0);
-  return b;
-}
-
 Bytes module() {
   Bytes b;
   b.raw(std::string_view("\0asm\x01\0\0\0", 8));
@@ -37,13 +28,13 @@ Bytes module() {
 }
 
 Bytes& section(Bytes& b, uint8_t id, const std::vector<std::byte>& payload) {
-  leb(b.u8(id), payload.size());
+  b.u8(id).uleb(payload.size());
   return b.append(payload);
 }
 
 std::vector<std::byte> named(std::string_view name, std::string_view rest) {
   Bytes p;
-  leb(p, name.size()).raw(name).raw(rest);
+  p.uleb(name.size()).raw(name).raw(rest);
   return p.take();
 }
 
@@ -139,16 +130,16 @@ TEST(WasmHandBuilt, EverySectionAndCustomNames) {
   section(b, 0, named("first", "abc"));
   section(b, 1, {std::byte{0}});
   Bytes imports;
-  leb(imports, 2);
-  leb(imports, 3).raw("env");
-  leb(imports, 1).raw("f").u8(0).u8(0);  // func, type 0
-  leb(imports, 3).raw("env");
-  leb(imports, 3).raw("mem").u8(2).u8(1).u8(1).u8(4);  // memory, limits 1..4
+  imports.uleb(2);
+  imports.uleb(3).raw("env");
+  imports.uleb(1).raw("f").u8(0).u8(0);  // func, type 0
+  imports.uleb(3).raw("env");
+  imports.uleb(3).raw("mem").u8(2).u8(1).u8(1).u8(4);  // memory, limits 1..4
   section(b, 2, imports.data());
   for (int id : {3, 4, 5, 13, 6}) section(b, static_cast<uint8_t>(id), {std::byte{0}});
   Bytes exports;
-  leb(exports, 1);
-  leb(exports, 5).raw("start").u8(0).u8(0);
+  exports.uleb(1);
+  exports.uleb(5).raw("start").u8(0).u8(0);
   section(b, 7, exports.data());
   section(b, 8, {std::byte{0}});
   for (int id : {9, 12, 10, 11}) section(b, static_cast<uint8_t>(id), {std::byte{0}});

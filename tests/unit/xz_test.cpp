@@ -28,14 +28,6 @@ uint32_t crc(const std::vector<std::byte>& data, size_t from, size_t length) {
       crc32(0, reinterpret_cast<const Bytef*>(data.data() + from), static_cast<uInt>(length)));
 }
 
-Bytes& varint(Bytes& b, uint64_t v) {
-  while (v >= 0x80) {
-    b.u8((v & 0x7F) | 0x80);
-    v >>= 7;
-  }
-  return b.u8(v);
-}
-
 uint64_t check_size(uint8_t check) {
   return check == 0 ? 0 : check == 1 ? 4 : check == 4 ? 8 : 32;
 }
@@ -69,8 +61,8 @@ Built stream(const std::vector<std::string>& contents, uint8_t check) {
     out.blocks.push_back({start, b.size() - start});
   }
   out.index_offset = b.size();
-  varint(b.u8(0), records.size());
-  for (const auto& [unpadded, size] : records) varint(varint(b, unpadded), size);
+  b.u8(0).uleb(records.size());
+  for (const auto& [unpadded, size] : records) b.uleb(unpadded).uleb(size);
   b.pad_to(4);
   b.le(crc(b.data(), out.index_offset, b.size() - out.index_offset), 4);
   const uint64_t backward = (b.size() - out.index_offset) / 4 - 1;
