@@ -13,9 +13,7 @@ namespace {
 
 // An address with the base applied; undefined stays undefined.
 uint64_t read_file_address(BinaryReader& r, const Sizes& sizes) {
-  const uint64_t address = read_sized(r, sizes.offsets);
-  if (all_ones(address, sizes.offsets)) return kUndefinedAddress;
-  return checked_add(address, sizes.base).value_or(kUndefinedAddress);
+  return file_offset(sizes, read_address(r, sizes)).value_or(kUndefinedAddress);
 }
 
 // The chunk dimensions with the trailing element-size dimension split off.
